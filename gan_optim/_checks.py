@@ -1,0 +1,87 @@
+"""Argument checks shared by the components.
+
+Every check raises before any state is touched, so a bad call leaves the
+caller's models, optimizers and our components exactly as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, Iterable
+
+import torch
+
+
+def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """Return ``value`` as a float after checking type, finiteness and range."""
+    if isinstance(value, bool) or not isinstance(value, (Real, torch.Tensor)):
+        raise TypeError(f"Invalid {name}: expected a real number, got {type(value).__name__}")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"Invalid {name}: expected a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {name}: {value} (must be finite)")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"Invalid {name}: {value} (must be {'>' if low_open else '>='} {low})")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"Invalid {name}: {value} (must be {'<' if high_open else '<='} {high})")
+    return value
+
+
+def check_int(name: str, value: Any, *, low: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Invalid {name}: expected an int, got {type(value).__name__}")
+    if low is not None and value < low:
+        raise ValueError(f"Invalid {name}: {value} (must be >= {low})")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"Invalid {name}: expected one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"Invalid {name}: {value!r} (expected one of {choices})")
+    return value
+
+
+def check_tensor(name: str, value: Any, *, floating: bool = True) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"Invalid {name}: expected a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"Invalid {name}: expected a floating-point tensor, got {value.dtype}")
+    return value
+
+
+def check_module(name: str, value: Any) -> torch.nn.Module:
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"Invalid {name}: expected a torch.nn.Module, got {type(value).__name__}")
+    return value
+
+
+def check_optimizer(name: str, value: Any) -> torch.optim.Optimizer:
+    if not isinstance(value, torch.optim.Optimizer):
+        raise TypeError(f"Invalid {name}: expected a torch.optim.Optimizer, got {type(value).__name__}")
+    return value
+
+
+def require_finite(name: str, value: torch.Tensor | float) -> None:
+    """Raise FloatingPointError naming ``name`` if ``value`` holds a nan or inf."""
+    finite = (bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor)
+              else math.isfinite(value))
+    if not finite:
+        shown = value.detach().flatten()[:4].tolist() if isinstance(value, torch.Tensor) else value
+        raise FloatingPointError(f"non-finite {name}: {shown}")
+
+
+def check_state_keys(name: str, state: Any, required: Iterable[str]) -> dict:
+    if not isinstance(state, dict):
+        raise TypeError(f"Invalid {name}: expected a dict, got {type(state).__name__}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise ValueError(f"Invalid {name}: missing keys {missing}")
+    return state

@@ -1,0 +1,46 @@
+"""The ``gan-optim`` command (also ``python -m gan_optim``).
+
+Subcommands live in their own modules and are imported only when used, so
+``import gan_optim`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "compare": ("gan_optim.experiments.cli", "run techniques side by side on a small task"),
+    "reproduce": ("gan_optim.experiments.cli", "run one paper claim's exact setting and print a verdict"),
+    "bench": ("gan_optim.bench", "time each component against a hand-written plain step"),
+    "biggan": ("gan_optim.adapters.launch", "run BigGAN-PyTorch's train.py patched with a technique"),
+    "autogan": ("gan_optim.adapters.launch", "run AutoGAN's train.py patched with a technique"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: gan-optim <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "With no command, runs `gan-optim compare` (gaussians8, every technique)."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if not argv or argv[0].startswith("-"):
+        argv = ["compare", *argv]
+    command, rest = argv[0], argv[1:]
+    if command not in SUBCOMMANDS:
+        print(f"gan-optim: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    return int(module.main(command, rest) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Adaptive weights of Zadorozhnyy, Cheng & Ye, Algorithm 1 (pure functions)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import check_real, check_tensor
+
+#: Case numbers, in the order Algorithm 1 tests them.
+CASE_NAMES = {
+    1: "favour real, obtuse: orthogonal to grad L_f",
+    2: "favour real, acute: along grad L_r",
+    3: "favour fake, obtuse: orthogonal to grad L_r",
+    4: "favour fake, acute: along grad L_f",
+    5: "balanced: angle bisector",
+}
+
+
+def _check_hparams(alpha1: float, alpha2: float, eps: float, delta: float) -> None:
+    check_real("alpha1", alpha1, low=0.0, high=1.0)
+    check_real("alpha2", alpha2, low=0.0, high=1.0)
+    check_real("eps", eps, low=0.0)
+    check_real("delta", delta, low=0.0)
+
+
+def aw_weights_from_geometry(norm_real: torch.Tensor, norm_fake: torch.Tensor, cos: torch.Tensor,
+                             score_real: torch.Tensor, score_fake: torch.Tensor, *,
+                             alpha1: float = 0.5, alpha2: float = 0.75, eps: float = 0.05,
+                             delta: float = 0.05, tiny: float = torch.finfo(torch.float64).tiny,
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Algorithm 1 from the two gradient norms and the cosine between them.
+
+    Branch-free (``torch.where``), so it never synchronises a GPU. Written with
+    ``cos`` instead of the inner product so that nothing over- or underflows:
+    ``<g_r, g_f> / (|g_f|^2 |g_r|) = cos / |g_f|``.
+
+    A norm below ``tiny`` (zero included) means the gradient has no direction:
+    its ``1/|g|`` term and its projection term are taken as 0, so that part's
+    weight is ``eps`` alone and every weight stays finite.
+
+    Returns ``(w_real, w_fake, case)`` with ``case`` in 1..5 (see ``CASE_NAMES``).
+    """
+    has_r = norm_real >= tiny
+    has_f = norm_fake >= tiny
+    one = torch.ones_like(norm_real)
+    inv_r = torch.where(has_r, one / torch.where(has_r, norm_real, one), torch.zeros_like(norm_real))
+    inv_f = torch.where(has_f, one / torch.where(has_f, norm_fake, one), torch.zeros_like(norm_fake))
+    cos = torch.where(has_r & has_f, cos.clamp(-1.0, 1.0), torch.zeros_like(cos))
+    obtuse = cos < 0
+
+    favour_real = (score_real < score_fake - delta) | (score_real < alpha1)
+    favour_fake = (~favour_real) & (score_real > score_fake - delta) & (score_real > alpha2)
+
+    zero = torch.zeros_like(inv_r)
+    # Case 1: w_r = 1/|g_r|, w_f = -<g_r,g_f>/(|g_f|^2 |g_r|) = -cos/|g_f|.
+    # Case 3: w_r = -<g_r,g_f>/(|g_r|^2 |g_f|) = -cos/|g_r|, w_f = 1/|g_f|.
+    w_r = torch.where(favour_real, inv_r,
+                      torch.where(favour_fake, torch.where(obtuse, -cos * inv_r, zero), inv_r))
+    w_f = torch.where(favour_real, torch.where(obtuse, -cos * inv_f, zero),
+                      torch.where(favour_fake, inv_f, inv_f))
+    case = torch.where(favour_real, torch.where(obtuse, 1, 2),
+                       torch.where(favour_fake, torch.where(obtuse, 3, 4), 5))
+    return w_r + eps, w_f + eps, case
+
+
+def aw_weights(grad_real: torch.Tensor, grad_fake: torch.Tensor, score_real, score_fake, *,
+               alpha1: float = 0.5, alpha2: float = 0.75, eps: float = 0.05, delta: float = 0.05,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Weights ``(w_real, w_fake)`` of the aw-loss, Algorithm 1 of Zadorozhnyy et al. (CVPR 2021).
+
+    With :math:`g_r, g_f` the gradients of the real and fake loss parts,
+    :math:`s_r, s_f` the mean sigmoid scores and :math:`c = \cos\angle(g_r, g_f)`:
+
+    .. math::
+        (w_r, w_f) = \varepsilon + \begin{cases}
+          (1/\|g_r\|,\ -\langle g_r, g_f\rangle / (\|g_f\|^2\|g_r\|)) & s_r < s_f-\delta \lor s_r<\alpha_1,\ c<0 \\
+          (1/\|g_r\|,\ 0) & s_r < s_f-\delta \lor s_r<\alpha_1,\ c\ge 0 \\
+          (-\langle g_r, g_f\rangle / (\|g_r\|^2\|g_f\|),\ 1/\|g_f\|) & s_r > s_f-\delta \land s_r>\alpha_2,\ c<0 \\
+          (0,\ 1/\|g_f\|) & s_r > s_f-\delta \land s_r>\alpha_2,\ c\ge 0 \\
+          (1/\|g_r\|,\ 1/\|g_f\|) & \text{otherwise}
+        \end{cases}
+
+    The formulas use only inner products, so they are the same whether the
+    gradients are taken of losses to minimise (this library: hinge
+    ``relu(1-D(x))`` / ``relu(1+D(G(z)))``, bce ``softplus(-D(x))`` /
+    ``softplus(D(G(z)))``, wgan ``-D(x)`` / ``D(G(z))``) or of the paper's
+    objectives to maximise.
+
+    Zero-norm gradients: a gradient whose norm is 0 (or below the smallest
+    normal number of its dtype) has no direction; its ``1/|g|`` and projection
+    terms are 0, so its weight is ``eps``. The weights are finite for every
+    finite input.
+
+    Args:
+        grad_real, grad_fake: 1-D tensors of equal length, the flattened
+            gradients of the real and fake parts over the same parameters.
+        score_real, score_fake: mean sigmoid of D's raw outputs on each half
+            (floats or 0-d tensors, in [0, 1]).
+    Returns:
+        Two 0-d tensors in the gradients' dtype.
+    """
+    check_tensor("grad_real", grad_real)
+    check_tensor("grad_fake", grad_fake)
+    if grad_real.dim() != 1 or grad_fake.dim() != 1:
+        raise ValueError(f"Invalid grad_real/grad_fake: expected 1-D tensors, got shapes "
+                         f"{tuple(grad_real.shape)} and {tuple(grad_fake.shape)}")
+    if grad_real.shape != grad_fake.shape:
+        raise ValueError(f"Invalid grad_fake: shape {tuple(grad_fake.shape)} differs from "
+                         f"grad_real's {tuple(grad_real.shape)}")
+    s_r = check_real("score_real", score_real, low=0.0, high=1.0)
+    s_f = check_real("score_fake", score_fake, low=0.0, high=1.0)
+    _check_hparams(alpha1, alpha2, eps, delta)
+    for name, g in (("grad_real", grad_real), ("grad_fake", grad_fake)):
+        if not bool(torch.isfinite(g).all()):
+            raise FloatingPointError(f"non-finite {name}")
+
+    out_dtype = torch.promote_types(grad_real.dtype, grad_fake.dtype)
+    norm_r, norm_f, cos = gradient_geometry(grad_real.double(), grad_fake.double())
+    w_r, w_f, _ = aw_weights_from_geometry(
+        norm_r, norm_f, cos, torch.tensor(s_r, dtype=torch.float64), torch.tensor(s_f, dtype=torch.float64),
+        alpha1=alpha1, alpha2=alpha2, eps=eps, delta=delta, tiny=torch.finfo(out_dtype).tiny)
+    return w_r.to(out_dtype), w_f.to(out_dtype)
+
+
+def gradient_geometry(grad_real: torch.Tensor, grad_fake: torch.Tensor,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Norms of two 1-D vectors and the cosine between them, safe from overflow.
+
+    Each vector is divided by its largest magnitude before any product is taken.
+    """
+    scale_r = grad_real.abs().max() if grad_real.numel() else grad_real.new_zeros(())
+    scale_f = grad_fake.abs().max() if grad_fake.numel() else grad_fake.new_zeros(())
+    unit_r = grad_real / torch.where(scale_r > 0, scale_r, torch.ones_like(scale_r))
+    unit_f = grad_fake / torch.where(scale_f > 0, scale_f, torch.ones_like(scale_f))
+    n_r, n_f = torch.linalg.vector_norm(unit_r), torch.linalg.vector_norm(unit_f)
+    denom = n_r * n_f
+    cos = torch.where(denom > 0, torch.dot(unit_r, unit_f) / torch.where(denom > 0, denom, torch.ones_like(denom)),
+                      torch.zeros_like(denom))
+    return scale_r * n_r, scale_f * n_f, cos
+
+
+def angle_degrees(cos: torch.Tensor) -> torch.Tensor:
+    """Angle in degrees from a cosine (clamped to [-1, 1])."""
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))

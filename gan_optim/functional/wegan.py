@@ -1,0 +1,59 @@
+"""WeGAN sample weights of Pantazis et al. (ICASSP 2020), pure functions."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .._checks import check_real, check_tensor
+
+
+def check_eta(eta) -> float:
+    return check_real("eta", eta, low=0.0, high=1.0, low_open=True)
+
+
+def wegan_logits(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
+    """Unnormalised log-weights ``(1 - p_i) ln eta``."""
+    return (1.0 - fake_prob) * math.log(eta)
+
+
+def wegan_weights(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
+    r"""Normalised WeGAN weights (Pantazis et al., Algorithm 1).
+
+    .. math::
+        w_i = \frac{\eta^{1 - p_i}}{\sum_j \eta^{1 - p_j}}
+            = \operatorname{softmax}_i\big((1 - p_i)\ln\eta\big),
+
+    with :math:`p_i = D(G(z_i))` the discriminator's probability that sample
+    :math:`i` is real. Computed as a softmax, so no power under- or overflows.
+    For :math:`\eta < 1` the weights grow with :math:`p_i` (samples that fool D
+    count more); :math:`\eta = 1` gives uniform weights.
+
+    Args:
+        fake_prob: 1-D tensor of probabilities in [0, 1], non-empty.
+        eta: in (0, 1].
+    Returns:
+        A tensor of the same shape and dtype, positive, summing to 1.
+    """
+    check_tensor("fake_prob", fake_prob)
+    eta = check_eta(eta)
+    if fake_prob.dim() != 1:
+        raise ValueError(f"Invalid fake_prob: expected a 1-D tensor, got shape {tuple(fake_prob.shape)}")
+    if fake_prob.numel() == 0:
+        raise ValueError("Invalid fake_prob: empty batch (WeGAN weights need at least one sample)")
+    if not bool(torch.isfinite(fake_prob).all()):
+        raise FloatingPointError("non-finite fake_prob")
+    if bool(((fake_prob < 0) | (fake_prob > 1)).any()):
+        raise ValueError("Invalid fake_prob: probabilities must lie in [0, 1]")
+    return torch.softmax(wegan_logits(fake_prob, eta), dim=0)
+
+
+def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
+    """Kish's effective sample size ``1 / sum w_i^2`` of normalised weights (N when uniform)."""
+    return 1.0 / (weights * weights).sum()
+
+
+def weight_variance(weights: torch.Tensor) -> torch.Tensor:
+    """Population variance of the weights around ``1/N`` (0 when uniform: the paper's convergence monitor)."""
+    return ((weights - 1.0 / weights.numel()) ** 2).mean()
