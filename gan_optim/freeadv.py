@@ -73,9 +73,11 @@ class FreeAdvDiscriminator:
         replays: adversarial steps per batch (paper: MAX_ADV_STEP = 2).
         norm: ``"linf"`` (the paper's) or ``"l2"`` (per-sample normalised steps).
         data_range: keep ``x_real + delta`` inside it; ``None`` to skip.
-        atomic: on a non-finite loss, restore D, the optimizer and
-            :math:`\delta` to their state before the call (costs one copy of the
-            parameters and optimizer state per call when ``replays > 1``).
+        atomic: on a non-finite loss, restore D (parameters, gradients,
+            buffers), the optimizer and :math:`\delta` to their state before the
+            call. Costs one copy of the parameters, gradients and optimizer state
+            per call; ``atomic=False`` skips it (then a failure in a later replay
+            leaves the earlier replays' steps applied).
     """
 
     def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, *, loss: str = "hinge",
@@ -131,17 +133,19 @@ class FreeAdvDiscriminator:
     # -------------------------------------------------------------------- step
     def _snapshot(self):
         params = [p.detach().clone() for p in self.discriminator.parameters()]
+        grads = [None if p.grad is None else p.grad.detach().clone() for p in self.discriminator.parameters()]
         buffers = [b.detach().clone() for b in self.discriminator.buffers()]
         opt_state = {id(p): {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
                      for p, s in self.optimizer.state.items()}
         delta = None if self.delta is None else self.delta.clone()
-        return params, buffers, opt_state, delta
+        return params, grads, buffers, opt_state, delta
 
     def _restore(self, snap) -> None:
-        params, buffers, opt_state, delta = snap
+        params, grads, buffers, opt_state, delta = snap
         with torch.no_grad():
-            for p, v in zip(self.discriminator.parameters(), params):
+            for p, v, g in zip(self.discriminator.parameters(), params, grads):
                 p.copy_(v)
+                p.grad = g
             for b, v in zip(self.discriminator.buffers(), buffers):
                 b.copy_(v)
         for p in list(self.optimizer.state.keys()):
@@ -217,7 +221,7 @@ class FreeAdvDiscriminator:
             self._opt_step(scaler)
         self.delta = delta
         self.steps += 1
-        self.last = {"loss_real": float(loss_r), "loss_fake": float(loss_f),
+        self.last = {"loss_real": float(loss_r.detach()), "loss_fake": float(loss_f.detach()),
                      "delta_max": float(delta.abs().max()) if delta.numel() else 0.0}
         if self.callback is not None:
             self.callback(self.last)

@@ -1,0 +1,181 @@
+"""aw_weights against Algorithm 1 written out by hand, and Theorem 2's geometry."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+from hypothesis.extra.numpy import arrays
+
+import gan_optim.functional as F
+
+ATOL = 1e-10
+
+
+def algorithm1(gr, gf, sr, sf, a1=0.5, a2=0.75, eps=0.05, delta=0.05):
+    """Zadorozhnyy et al., Algorithm 1, transcribed line by line (numpy, float64)."""
+    gr, gf = np.asarray(gr, dtype=np.float64), np.asarray(gf, dtype=np.float64)
+    nr, nf, dot = np.linalg.norm(gr), np.linalg.norm(gf), float(gr @ gf)
+    obtuse = dot < 0  # angle > 90 degrees
+    if sr < sf - delta or sr < a1:
+        if obtuse:
+            return 1 / nr + eps, -dot / (nf ** 2 * nr) + eps, 1
+        return 1 / nr + eps, eps, 2
+    elif sr > sf - delta and sr > a2:
+        if obtuse:
+            return -dot / (nr ** 2 * nf) + eps, 1 / nf + eps, 3
+        return eps, 1 / nf + eps, 4
+    return 1 / nr + eps, 1 / nf + eps, 5
+
+
+# (grad_real, grad_fake, score_real, score_fake, expected case)
+CASES = [
+    ([1.0, 0.0, 2.0], [-3.0, 1.0, -1.0], 0.3, 0.6, 1),   # s_r < alpha1, obtuse
+    ([1.0, 0.5, 2.0], [3.0, 1.0, 1.0], 0.3, 0.6, 2),     # s_r < alpha1, acute
+    ([1.0, 0.0, 2.0], [-3.0, 1.0, -1.0], 0.9, 0.2, 3),   # s_r > alpha2 and > s_f - delta, obtuse
+    ([1.0, 0.5, 2.0], [3.0, 1.0, 1.0], 0.9, 0.2, 4),     # acute
+    ([1.0, 0.0, 2.0], [-3.0, 1.0, -1.0], 0.6, 0.4, 5),   # alpha1 <= s_r <= alpha2: bisector
+    ([1.0, 0.0, 2.0], [-3.0, 1.0, -1.0], 0.8, 0.9, 1),   # s_r < s_f - delta even though s_r > alpha2
+]
+
+
+@pytest.mark.parametrize("gr,gf,sr,sf,case", CASES)
+def test_each_case_matches_algorithm1(gr, gf, sr, sf, case):
+    exp_r, exp_f, exp_case = algorithm1(gr, gf, sr, sf)
+    assert exp_case == case
+    w_r, w_f = F.aw_weights(torch.tensor(gr, dtype=torch.float64), torch.tensor(gf, dtype=torch.float64), sr, sf)
+    assert w_r.dim() == 0 and w_f.dim() == 0
+    assert float(w_r) == pytest.approx(exp_r, abs=ATOL)
+    assert float(w_f) == pytest.approx(exp_f, abs=ATOL)
+
+
+def test_case_numbers_from_geometry():
+    for gr, gf, sr, sf, case in CASES:
+        gr_t, gf_t = torch.tensor(gr, dtype=torch.float64), torch.tensor(gf, dtype=torch.float64)
+        nr, nf, cos = F.gradient_geometry(gr_t, gf_t)
+        _, _, got = F.aw_weights_from_geometry(nr, nf, cos, torch.tensor(sr, dtype=torch.float64),
+                                               torch.tensor(sf, dtype=torch.float64))
+        assert int(got) == case
+
+
+def test_hyperparameters_are_used():
+    gr, gf = torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([-1.0, 0.2], dtype=torch.float64)
+    # s_r = 0.6 is case 5 with alpha1 = 0.5 but case 1 with alpha1 = 0.7.
+    exp = algorithm1(gr.numpy(), gf.numpy(), 0.6, 0.3, a1=0.7, eps=0.1)
+    w_r, w_f = F.aw_weights(gr, gf, 0.6, 0.3, alpha1=0.7, eps=0.1)
+    assert exp[2] == 1
+    assert (float(w_r), float(w_f)) == pytest.approx(exp[:2], abs=ATOL)
+
+
+@pytest.mark.parametrize("delta,case", [(0.0625, 1), (0.125, 5), (0.25, 3)])
+def test_tie_at_s_f_minus_delta_is_the_balanced_case(delta, case):
+    # s_r = 0.875 > alpha2; s_f - delta is 0.9375, 0.875 (a tie: neither strict test holds) or 0.75.
+    gr, gf = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64), torch.tensor([-3.0, 1.0, -1.0], dtype=torch.float64)
+    exp = algorithm1(gr.numpy(), gf.numpy(), 0.875, 1.0, delta=delta)
+    assert exp[2] == case
+    w_r, w_f = F.aw_weights(gr, gf, 0.875, 1.0, delta=delta)
+    assert (float(w_r), float(w_f)) == pytest.approx(exp[:2], abs=ATOL)
+
+
+vec = st.integers(2, 6).flatmap(lambda n: st.tuples(
+    arrays(np.float64, n, elements=st.floats(-10, 10, allow_nan=False)),
+    arrays(np.float64, n, elements=st.floats(-10, 10, allow_nan=False))))
+score = st.floats(0.0, 1.0)
+
+
+@given(vec, score, score)
+def test_matches_algorithm1_everywhere(gs, sr, sf):
+    gr, gf = gs
+    if np.linalg.norm(gr) < 1e-3 or np.linalg.norm(gf) < 1e-3:
+        return  # the zero-gradient convention is tested separately
+    exp_r, exp_f, _ = algorithm1(gr, gf, sr, sf)
+    w_r, w_f = F.aw_weights(torch.from_numpy(gr), torch.from_numpy(gf), sr, sf)
+    assert float(w_r) == pytest.approx(exp_r, rel=1e-9, abs=1e-9)
+    assert float(w_f) == pytest.approx(exp_f, rel=1e-9, abs=1e-9)
+
+
+def _combined(gr, gf, sr, sf):
+    w_r, w_f = F.aw_weights(torch.from_numpy(gr), torch.from_numpy(gf), sr, sf, eps=0.0)
+    return float(w_r) * gr + float(w_f) * gf
+
+
+def _angle(a, b):
+    return math.degrees(math.acos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
+
+
+nonzero_pair = vec.filter(lambda g: np.linalg.norm(g[0]) > 1e-2 and np.linalg.norm(g[1]) > 1e-2
+                          and abs(g[0] @ g[1]) / (np.linalg.norm(g[0]) * np.linalg.norm(g[1])) < 0.999)
+
+
+@given(nonzero_pair)
+def test_case1_direction_is_orthogonal_to_fake_gradient(gs):
+    gr, gf = gs
+    if gr @ gf >= 0:
+        gf = gf - 2 * (gr @ gf) / (gr @ gr) * gr  # reflect to make the angle obtuse
+    if gr @ gf >= -1e-6:
+        return
+    d = _combined(gr, gf, 0.3, 0.6)  # case 1
+    assert d @ gf == pytest.approx(0.0, abs=1e-9 * np.linalg.norm(d) * np.linalg.norm(gf) + 1e-9)
+    assert d @ gr > 0  # Theorem 2.2: acute with grad L_r
+
+
+@given(nonzero_pair)
+def test_case3_direction_is_orthogonal_to_real_gradient(gs):
+    gr, gf = gs
+    if gr @ gf >= 0:
+        gf = gf - 2 * (gr @ gf) / (gr @ gr) * gr
+    if gr @ gf >= -1e-6:
+        return
+    d = _combined(gr, gf, 0.9, 0.2)  # case 3
+    assert d @ gr == pytest.approx(0.0, abs=1e-9 * np.linalg.norm(d) * np.linalg.norm(gr) + 1e-9)
+    assert d @ gf > 0
+
+
+@given(nonzero_pair)
+def test_case5_direction_is_the_angle_bisector(gs):
+    gr, gf = gs
+    d = _combined(gr, gf, 0.6, 0.4)  # case 5
+    if np.linalg.norm(d) < 1e-6:
+        return  # exactly opposite gradients: no bisector
+    a_r, a_f = _angle(d, gr), _angle(d, gf)
+    assert a_r == pytest.approx(a_f, abs=1e-6)
+    assert a_r + a_f == pytest.approx(_angle(gr, gf), abs=1e-6)
+
+
+any_finite = st.floats(allow_nan=False, allow_infinity=False)
+finite_vec = st.integers(1, 5).flatmap(lambda n: st.tuples(
+    arrays(np.float64, n, elements=any_finite), arrays(np.float64, n, elements=any_finite)))
+
+
+@given(finite_vec, score, score, st.sampled_from([torch.float64, torch.float32]))
+def test_weights_finite_for_every_finite_input(gs, sr, sf, dtype):
+    gr, gf = (torch.from_numpy(g).to(dtype) for g in gs)
+    if not (torch.isfinite(gr).all() and torch.isfinite(gf).all()):
+        return  # values that overflow the cast to float32 are not finite inputs
+    w_r, w_f = F.aw_weights(gr, gf, sr, sf)
+    assert torch.isfinite(w_r) and torch.isfinite(w_f)
+    # Every branch adds eps to a non-negative term (the projections are taken only when obtuse).
+    assert float(w_r) >= 0.05 * (1 - 1e-6) and float(w_f) >= 0.05 * (1 - 1e-6)
+    assert w_r.dtype == dtype and w_f.dtype == dtype
+
+
+@pytest.mark.parametrize("sr,sf", [(0.3, 0.6), (0.9, 0.2), (0.6, 0.4)])
+def test_zero_gradient_gets_eps_weight(sr, sf):
+    zero = torch.zeros(3, dtype=torch.float64)
+    g = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)
+    w_r, w_f = F.aw_weights(zero, g, sr, sf)
+    assert float(w_r) == pytest.approx(0.05)  # no direction: 1/|g| term is 0
+    assert float(w_f) in (pytest.approx(0.05), pytest.approx(0.05 + 1 / 5.0))
+    w_r, w_f = F.aw_weights(zero, zero, sr, sf)
+    assert (float(w_r), float(w_f)) == (pytest.approx(0.05), pytest.approx(0.05))
+
+
+def test_gradient_geometry_matches_numpy():
+    gr, gf = torch.randn(50, dtype=torch.float64) * 1e3, torch.randn(50, dtype=torch.float64) * 1e-3
+    nr, nf, cos = F.gradient_geometry(gr, gf)
+    a, b = gr.numpy(), gf.numpy()
+    assert float(nr) == pytest.approx(np.linalg.norm(a), rel=1e-12)
+    assert float(nf) == pytest.approx(np.linalg.norm(b), rel=1e-12)
+    assert float(cos) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-12)
+    assert float(F.angle_degrees(cos)) == pytest.approx(_angle(a, b), abs=1e-9)

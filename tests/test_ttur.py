@@ -1,0 +1,121 @@
+"""TwoTimescale: learning rates, schedules, the (A2) warning, stepping and composition."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, strategies as st
+
+import gan_optim.functional as F
+from gan_optim import AdaptiveScheduler, TwoTimescale, TwoTimescaleWarning
+
+
+def nets():
+    torch.manual_seed(0)
+    return nn.Linear(2, 2), nn.Linear(2, 1)
+
+
+def test_defaults_are_the_papers_wgan_gp_rates():
+    G, D = nets()
+    tt = TwoTimescale(G, D)
+    assert (tt.lr_g, tt.lr_d) == (1e-4, 3e-4)
+    assert isinstance(tt.g_optimizer, torch.optim.Adam)
+    assert tt.g_optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    assert {id(p) for p in tt.d_optimizer.param_groups[0]["params"]} == {id(p) for p in D.parameters()}
+
+
+def test_wraps_existing_optimizers_and_overrides_rates():
+    G, D = nets()
+    og, od = torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.2)
+    tt = TwoTimescale(og, od)
+    assert tt.g_optimizer is og and (tt.lr_g, tt.lr_d) == (0.1, 0.2)
+    TwoTimescale(og, od, lr_g=0.01)
+    assert og.param_groups[0]["lr"] == 0.01
+
+
+def test_steps_are_plain_optimizer_steps_on_each_side():
+    G, D = nets()
+    G2, D2 = nets()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_g=0.1, lr_d=0.5)
+    x = torch.randn(4, 2)
+    for step, (net, ref) in (("G", (G, G2)), ("D", (D, D2))):
+        tt.zero_grad()
+        net(x).sum().backward()
+        before = [p.detach().clone() for p in net.parameters()]
+        tt.step(step)
+        lr = 0.1 if step == "G" else 0.5
+        for p, b in zip(net.parameters(), before):
+            torch.testing.assert_close(p.detach(), b - lr * p.grad, atol=1e-7, rtol=0)
+    assert (tt.steps_g, tt.steps_d) == (1, 1)
+
+
+def test_polynomial_schedules_follow_each_networks_own_count():
+    G, D = nets()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_g=1.0, lr_d=1.0, g_schedule=0.75, d_schedule=0.6)
+    for _ in range(3):
+        tt.step_d()
+    tt.step_g()
+    assert tt.lr_d == pytest.approx(F.polynomial_rate(3, 1.0, 0.6))
+    assert tt.lr_g == pytest.approx(F.polynomial_rate(1, 1.0, 0.75))
+
+
+@pytest.mark.parametrize("g,d,bad", [
+    (0.75, 0.6, False),
+    (0.6, 0.75, True),     # a(n) is not o(b(n))
+    (0.4, 0.3, True),      # sum a^2 diverges
+    (1.5, 0.75, True),     # sum a finite
+    (None, 0.75, True),    # a constant G rate
+])
+def test_warning_when_polynomial_schedules_break_a2(g, d, bad):
+    G, D = nets()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TwoTimescale(G, D, g_schedule=g, d_schedule=d)
+    assert any(issubclass(w.category, TwoTimescaleWarning) for w in caught) == bad
+
+
+def test_warning_for_known_breaking_scheduler_and_none_without_schedules():
+    G, D = nets()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TwoTimescale(G, D)
+    assert not caught
+    og = torch.optim.SGD(G.parameters(), lr=0.1)
+    with pytest.warns(TwoTimescaleWarning, match="ExponentialLR"):
+        TwoTimescale(og, torch.optim.SGD(D.parameters(), lr=0.1),
+                     g_schedule=torch.optim.lr_scheduler.ExponentialLR(og, 0.9))
+
+
+@given(st.floats(0, 2), st.floats(0, 2))
+def test_a2_conditions_for_polynomial_powers(pg, pd):
+    violations = F.two_timescale_violations(pg, pd)
+    holds = 0.5 < pg <= 1 and 0.5 < pd <= 1 and pg > pd
+    assert (not violations) == holds
+
+
+def test_composes_with_adaptive_scheduler():
+    G, D = nets()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD)
+    sched = AdaptiveScheduler()
+    x = torch.randn(8, 2)
+    for i in range(6):
+        which = sched.next_update()
+        tt.zero_grad()
+        (D(G(x)).mean() * (1 if which == "D" else -1)).backward()
+        tt.step(which)
+        sched.observe(loss_g=1.0 + 0.1 * i, loss_d=2.0 + 0.3 * (i % 2))
+    assert tt.steps_g == sched.counts["G"] and tt.steps_d == sched.counts["D"]
+
+
+def test_non_finite_gradient_raises_and_skips_the_step():
+    G, D = nets()
+    tt = TwoTimescale(G, D)
+    for p in D.parameters():
+        p.grad = torch.full_like(p, float("nan"))
+    before = [p.detach().clone() for p in D.parameters()]
+    state = tt.d_optimizer.state_dict()
+    with pytest.raises(FloatingPointError, match="D gradient"):
+        tt.step_d()
+    assert all(torch.equal(p, b) for p, b in zip(D.parameters(), before))
+    assert tt.steps_d == 0 and tt.d_optimizer.state_dict() == state
