@@ -60,15 +60,12 @@ def aw_all_reduce(g_r, g_f, score_r, score_f, loss_r, loss_f):
 
 
 def global_logsumexp(logits: torch.Tensor) -> torch.Tensor:
-    """log sum_j exp(logits_j) over the batch of every rank."""
-    local_max = logits.detach().max()
+    """log sum_j exp(logits_j) over every rank's batch, for detached logits (two scalar collectives)."""
+    logits = logits.detach()
+    top = logits.max()
     if active():
-        dist.all_reduce(local_max, op=dist.ReduceOp.MAX)
-    sum_exp = (logits - local_max).exp().sum()
+        dist.all_reduce(top, op=dist.ReduceOp.MAX)
+    total = (logits - top).exp().sum()
     if active():
-        # The sum goes through a collective: keep the autograd graph by adding the
-        # other ranks' part as a constant.
-        total = sum_exp.detach().clone()
         dist.all_reduce(total)
-        sum_exp = sum_exp + (total - sum_exp.detach())
-    return local_max + sum_exp.log()
+    return top + total.log()

@@ -104,11 +104,17 @@ class AWDiscriminatorLoss:
             non-finite loss or gradient, with nothing changed; ``"propagate"``
             lets non-finite gradients through so that a ``GradScaler`` skips the
             step, as it does for a plain loss.
+        scaler: a ``torch.amp.GradScaler`` for mixed precision. The per-part
+            backward passes then run with the scaler's current scale (so float16
+            gradients do not underflow) and are unscaled before the weights are
+            chosen: the weights are those of the unscaled gradients. Non-finite
+            values propagate (``nonfinite="propagate"``) so ``scaler.step`` skips
+            the step. Use as usual: ``scaler.scale(aw(x_real, x_fake)).backward()``.
     """
 
     def __init__(self, discriminator: torch.nn.Module, loss: str = "hinge", *, alpha1: float = 0.5,
                  alpha2: float = 0.75, eps: float = 0.05, delta: float = 0.05,
-                 nonfinite: str = "raise") -> None:
+                 nonfinite: str = "raise", scaler: Any = None) -> None:
         check_module("discriminator", discriminator)
         check_choice("loss", loss, D_LOSSES)
         check_choice("nonfinite", nonfinite, ("raise", "propagate"))
@@ -116,7 +122,8 @@ class AWDiscriminatorLoss:
         self.discriminator = discriminator
         self.loss = loss
         self.alpha1, self.alpha2, self.eps, self.delta = float(alpha1), float(alpha2), float(eps), float(delta)
-        self.nonfinite = nonfinite
+        self.scaler = scaler
+        self.nonfinite = "propagate" if scaler is not None else nonfinite
         self.last: AWStats | None = None
         self.steps = 0
         #: Optional callback ``fn(stats: AWStats)`` after every step (logging).
@@ -151,8 +158,17 @@ class AWDiscriminatorLoss:
         # Detached primals: the gradients must not carry a graph back to the parameters.
         primals = {n: p.detach() for n, p in zip(names, params)}
         loss, pullback, (out, new_buffers) = vjp(f, primals, has_aux=True)
-        (grads,) = pullback(torch.ones_like(loss))
-        return loss.detach(), out, new_buffers, [grads[n] for n in names]
+        scale = self._loss_scale()
+        (grads,) = pullback(torch.full_like(loss, scale))
+        grads = [grads[n] for n in names]
+        if scale != 1.0:
+            torch._foreach_div_(grads, scale)
+        return loss.detach(), out, new_buffers, grads
+
+    def _loss_scale(self) -> float:
+        if self.scaler is None or not self.scaler.is_enabled():
+            return 1.0
+        return float(self.scaler.get_scale())
 
     # -------------------------------------------------------------------- steps
     def __call__(self, x_real: torch.Tensor, x_fake: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -185,10 +201,14 @@ class AWDiscriminatorLoss:
                              "(computed without torch.no_grad and not detached)")
         _, params = self._trainable()
         loss_r, loss_f = d_loss_real(d_real, self.loss), d_loss_fake(d_fake, self.loss)
-        g_r = torch.autograd.grad(loss_r, params, retain_graph=True, allow_unused=True)
-        g_f = torch.autograd.grad(loss_f, params, retain_graph=retain_graph, allow_unused=True)
+        scale = self._loss_scale()
+        g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
+        g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
         g_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
         g_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
+        if scale != 1.0:
+            torch._foreach_div_(g_r, scale)
+            torch._foreach_div_(g_f, scale)
         return self._combine(params, loss_r.detach(), loss_f.detach(), d_real.detach(), d_fake.detach(), g_r, g_f)
 
     def _combine(self, params, loss_r, loss_f, out_r, out_f, g_r, g_f) -> torch.Tensor:

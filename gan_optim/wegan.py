@@ -57,6 +57,8 @@ class WeightedGeneratorLoss:
         if d.numel() == 0:
             raise ValueError("Invalid d_fake: empty batch (WeGAN weights need at least one sample)")
         require_finite("d_fake (D's outputs on G(z))", d.detach())
+        if d.dtype in (torch.float16, torch.bfloat16):
+            d = d.float()  # under autocast: weights and the weighted sum in float32
         logits = wegan_logits(torch.sigmoid(d.detach()), self.eta)
         per_sample = g_loss_per_sample(d, self.loss)
         if _dist.active():
