@@ -59,7 +59,9 @@ class _DepositGradients(torch.autograd.Function):
         ctx.grads = None  # free the stored gradients once they are handed over
         if grads is None:
             raise RuntimeError("AWDiscriminatorLoss: backward called twice on the same aw loss")
-        return (None, None, *[g * grad_output.to(g.dtype) for g in grads])
+        # In place: the stored gradients are ours alone, so no second copy is allocated.
+        torch._foreach_mul_(grads, grad_output.to(grads[0].dtype))
+        return (None, None, *grads)
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:
