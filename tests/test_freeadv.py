@@ -91,6 +91,7 @@ def test_delta_reinitialised_on_shape_change():
         torch.testing.assert_close(p, q, atol=0, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 def test_one_backward_per_half_per_replay():
     D, xr, xf = make()
     calls = []
