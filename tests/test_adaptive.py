@@ -104,7 +104,7 @@ def test_next_update_is_idempotent_within_an_iteration():
 def test_starvation_guard_caps_runs():
     s = AdaptiveScheduler(lam=1.0, max_consecutive=2)
     seq = []
-    for i in range(6):
+    for _ in range(6):
         seq.append(s.next_update())
         s.observe(loss_g=1.0, loss_d=1.0)  # constant losses: the rule alone would always say G
     assert seq == ["G", "G", "D", "G", "G", "D"]

@@ -64,8 +64,10 @@ def nan_d(env):
 
 CASES = [
     # (id, error type, message fragment, call)
-    ("aw_weights 2-D grad", ValueError, "grad_real", lambda e: F.aw_weights(torch.ones(2, 2), torch.ones(2, 2), .5, .5)),
-    ("aw_weights shape mismatch", ValueError, "grad_fake", lambda e: F.aw_weights(torch.ones(3), torch.ones(2), .5, .5)),
+    ("aw_weights 2-D grad", ValueError, "grad_real",
+     lambda e: F.aw_weights(torch.ones(2, 2), torch.ones(2, 2), .5, .5)),
+    ("aw_weights shape mismatch", ValueError, "grad_fake",
+     lambda e: F.aw_weights(torch.ones(3), torch.ones(2), .5, .5)),
     ("aw_weights list grad", TypeError, "grad_real", lambda e: F.aw_weights([1.0], torch.ones(1), .5, .5)),
     ("aw_weights score > 1", ValueError, "score_real", lambda e: F.aw_weights(torch.ones(2), torch.ones(2), 1.5, .5)),
     ("aw_weights nan score", ValueError, "score_fake", lambda e: F.aw_weights(torch.ones(2), torch.ones(2), .5, NAN)),
@@ -105,7 +107,8 @@ CASES = [
     ("freeadv replays 0", ValueError, "replays", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], replays=0)),
     ("freeadv float replays", TypeError, "replays", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], replays=2.0)),
     ("freeadv bad norm", ValueError, "norm", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], norm="l1")),
-    ("freeadv bad range", ValueError, "data_range", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], data_range=(1, -1))),
+    ("freeadv bad range", ValueError, "data_range",
+     lambda e: FreeAdvDiscriminator(e["D"], e["opt"], data_range=(1, -1))),
     ("freeadv not an optimizer", TypeError, "optimizer", lambda e: FreeAdvDiscriminator(e["D"], "adam")),
     ("freeadv ac without labels", ValueError, "y_real",
      lambda e: FreeAdvDiscriminator(e["D"], e["opt"], loss="hinge_ac").step(e["x"], e["x"])),
