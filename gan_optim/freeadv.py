@@ -179,12 +179,14 @@ class FreeAdvDiscriminator:
                                      if snap is not None else f"FreeAdvDiscriminator: non-finite {name}")
 
     def step(self, x_real: torch.Tensor, x_fake: torch.Tensor, *d_args: Any, y_real: torch.Tensor | None = None,
-             scaler: Any = None, **d_kwargs: Any) -> dict[str, float]:
+             fake_args: tuple | None = None, fake_kwargs: dict | None = None, scaler: Any = None,
+             **d_kwargs: Any) -> dict[str, float]:
         """Run the replays on one batch; returns the last replay's statistics.
 
-        Extra positional and keyword arguments go to D on both halves (e.g.
-        class labels of a projection discriminator). ``y_real`` is the label
-        target of the ``"hinge_ac"`` loss. With a ``GradScaler`` the losses are
+        Extra positional and keyword arguments go to D on both halves, unless
+        ``fake_args`` / ``fake_kwargs`` give the fake half its own (a
+        projection D: ``fa.step(x, fake, y_real_labels, fake_args=(y_fake,))``).
+        ``y_real`` is the label target of the ``"hinge_ac"`` loss. With a ``GradScaler`` the losses are
         scaled for backward (the sign of the input gradient is unaffected) and
         the optimizer is stepped through it.
         """
@@ -192,6 +194,12 @@ class FreeAdvDiscriminator:
         check_tensor("x_fake", x_fake)
         if self.loss == "hinge_ac" and y_real is None:
             raise ValueError("Invalid y_real: the 'hinge_ac' loss needs the real batch's labels")
+        if fake_args is not None and not isinstance(fake_args, (tuple, list)):
+            raise TypeError(f"Invalid fake_args: expected a tuple, got {type(fake_args).__name__}")
+        if fake_kwargs is not None and not isinstance(fake_kwargs, dict):
+            raise TypeError(f"Invalid fake_kwargs: expected a dict, got {type(fake_kwargs).__name__}")
+        f_args = tuple(d_args if fake_args is None else fake_args)
+        f_kwargs = d_kwargs if fake_kwargs is None else fake_kwargs
         x_fake = x_fake.detach()
         x_real = x_real.detach()
         delta = self._ensure_delta(x_real)
@@ -215,7 +223,7 @@ class FreeAdvDiscriminator:
             if self.steps_per_replay == 2:
                 self._opt_step(scaler)
                 self.optimizer.zero_grad(set_to_none=True)
-            loss_f = self._fake_loss(D(x_fake, *d_args, **d_kwargs))
+            loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
             self._check("loss_fake", loss_f, snap)
             self._backward(loss_f, scaler)
             self._opt_step(scaler)

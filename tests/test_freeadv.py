@@ -169,3 +169,30 @@ def test_trains_a_discriminator():
     for _ in range(30):
         last = fa.step(xr, xf)
     assert last["loss_real"] + last["loss_fake"] < 0.5 * (first["loss_real"] + first["loss_fake"])
+
+
+class ProjectionD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 8)
+        self.embed = nn.Embedding(3, 8)
+
+    def forward(self, x, y):
+        h = torch.relu(self.body(x))
+        return (self.embed(y) * h).sum(1, keepdim=True)
+
+
+def test_fake_half_gets_its_own_arguments():
+    torch.manual_seed(0)
+    D = ProjectionD().double()
+    D_ref = copy.deepcopy(D)
+    xr, xf = torch.rand(5, 4, dtype=torch.float64) - 0.5, torch.rand(5, 4, dtype=torch.float64) - 0.5
+    y_r, y_f = torch.tensor([0, 1, 2, 1, 0]), torch.tensor([2, 2, 1, 0, 1])
+    opt, opt_ref = torch.optim.SGD(D.parameters(), lr=0.1), torch.optim.SGD(D_ref.parameters(), lr=0.1)
+    FreeAdvDiscriminator(D, opt, replays=1).step(xr, xf, y_r, fake_args=(y_f,))
+    x = xr.clone().requires_grad_(True)
+    torch.relu(1 - D_ref(x, y_r)).mean().backward()
+    torch.relu(1 + D_ref(xf, y_f)).mean().backward()
+    opt_ref.step()
+    for p, q in zip(D.parameters(), D_ref.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-12, rtol=0)

@@ -1,0 +1,290 @@
+"""Adapter for BigGAN-PyTorch (ajbrock/BigGAN-PyTorch): every technique without editing its code.
+
+Two lines in BigGAN's ``train.py`` (after its imports), or the launcher
+``gan-optim biggan --repo PATH --technique aw -- <train.py arguments>``::
+
+    from gan_optim.adapters import biggan
+    biggan.patch("aw")                      # or "wegan", "adaptive", "ttur", "freeadv", "none"
+
+What is replaced, and why:
+
+- ``train_fns.GAN_training_function`` (looked up by ``train.run`` at call time)
+  becomes a factory with the same signature that builds our components for
+  the G/D it receives, then returns
+
+  * for ``aw`` / ``wegan``: BigGAN's own ``train(x, y)``, unchanged. These
+    techniques only need D's outputs, so the hooks sit one level lower, on
+    ``losses.discriminator_loss`` / ``losses.generator_loss`` (also looked up at
+    call time).
+  * for ``none`` / ``adaptive`` / ``ttur`` / ``freeadv``: our ``train(x, y)``,
+    which does what BigGAN's does (D steps with accumulation, optional
+    ``toggle_grads`` and ortho regularisation, the G step, EMA, the same
+    returned keys ``G_loss``, ``D_loss_real``, ``D_loss_fake``) and changes only
+    the schedule (adaptive), the optimizer steps (ttur) or the D step
+    (freeadv). With ``none`` it is bit-identical to BigGAN's.
+
+Our components' state is written into BigGAN's ``state_dict`` under
+``"gan_optim"`` after every iteration, so ``utils.save_weights`` checkpoints it;
+on ``--resume`` the factory reads it back from the checkpoint file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import types
+from typing import Any, Callable
+
+import torch
+
+from . import _patching
+from ._techniques import build_components, check_options
+
+__all__ = ["patch", "unpatch", "make_training_function", "active_patch"]
+
+logger = logging.getLogger(__name__)
+
+_ACTIVE: list[_patching.Patch] = []
+_STATE_KEY = "gan_optim"
+
+
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    # BigGAN's z_/y_ (and everything computed from them) are utils.Distribution, whose .to() raises.
+    return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
+
+
+def active_patch() -> _patching.Patch | None:
+    """The BigGAN patch in effect, if any."""
+    live = [h for h in _ACTIVE if h.active]
+    return live[-1] if live else None
+
+
+# --------------------------------------------------------------------------- training function
+def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict, *,
+                           components: dict[str, Any] | None = None, losses: types.ModuleType,
+                           utils: types.ModuleType) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float]]:
+    """Our ``train(x, y)`` for BigGAN, following ``train_fns.GAN_training_function``'s contract.
+
+    ``components`` (from :func:`~gan_optim.adapters._techniques.build_components`)
+    decide what changes: ``"adaptive"`` picks the D or the G part per call,
+    ``"ttur"`` steps the optimizers, ``"freeadv"`` replaces the D step; with
+    none of them this is BigGAN's training function, bit for bit.
+    ``losses`` and ``utils`` are BigGAN's modules; their functions are looked
+    up at call time, as BigGAN does, so loss hooks apply here too.
+    """
+    components = components or {}
+    sched = components.get("adaptive")
+    tt = components.get("ttur")
+    fa = components.get("freeadv")
+    bs = config["batch_size"]
+    n_d_acc = config["num_D_accumulations"]
+    n_g_acc = config["num_G_accumulations"]
+    if fa is not None and (n_d_acc != 1 or config["D_ortho"] > 0.0):
+        # Free adversarial training steps the optimizer itself, once per replay:
+        # there is no single gradient to accumulate into or to regularise.
+        raise ValueError("freeadv: BigGAN's num_D_accumulations must be 1 and D_ortho 0")
+
+    def opt_step(which: str) -> None:
+        if tt is not None:
+            tt.step(which)
+        else:
+            (D if which == "D" else G).optim.step()
+
+    def toggle(d_on: bool) -> None:
+        if config["toggle_grads"]:
+            utils.toggle_grad(D, d_on)
+            utils.toggle_grad(G, not d_on)
+
+    def fake_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        # G's output for the free adversarial D step, cast as G_D does.
+        with torch.no_grad():
+            z, y = _plain(z_[:bs]), _plain(y_[:bs])
+            G_z = G(z, G.shared(y))
+            if getattr(G, "fp16", False) and not getattr(D, "fp16", False):
+                G_z = G_z.float()
+            if getattr(D, "fp16", False) and not getattr(G, "fp16", False):
+                G_z = G_z.half()
+        return G_z, y
+
+    def d_part(xs, ys):
+        counter = 0
+        loss_real = loss_fake = d_fake = None
+        for _ in range(config["num_D_steps"]):
+            D.optim.zero_grad()
+            for _ in range(n_d_acc):
+                z_.sample_()
+                y_.sample_()
+                if fa is not None:
+                    G_z, y_fake = fake_batch()
+                    stats = fa.step(xs[counter], G_z, ys[counter], fake_args=(y_fake,))
+                    loss_real = torch.tensor(stats["loss_real"])
+                    loss_fake = torch.tensor(stats["loss_fake"])
+                    d_fake = None
+                else:
+                    d_fake, d_real = GD(z_[:bs], y_[:bs], xs[counter], ys[counter], train_G=False,
+                                        split_D=config["split_D"])
+                    loss_real, loss_fake = losses.discriminator_loss(d_fake, d_real)
+                    d_loss = (loss_real + loss_fake) / float(n_d_acc)
+                    d_loss.backward()
+                counter += 1
+            if fa is None:
+                if config["D_ortho"] > 0.0:
+                    logger.debug("using modified ortho reg in D")
+                    utils.ortho(D, config["D_ortho"])
+                opt_step("D")
+        return loss_real, loss_fake, d_fake
+
+    def g_part():
+        G.optim.zero_grad()
+        g_loss = d_fake = None
+        for _ in range(n_g_acc):
+            z_.sample_()
+            y_.sample_()
+            d_fake = GD(z_, y_, train_G=True, split_D=config["split_D"])
+            g_loss = losses.generator_loss(d_fake) / float(n_g_acc)
+            g_loss.backward()
+        if config["G_ortho"] > 0.0:
+            logger.debug("using modified ortho reg in G")
+            utils.ortho(G, config["G_ortho"], blacklist=[p for p in G.shared.parameters()])
+        opt_step("G")
+        return g_loss, d_fake
+
+    def train(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        G.optim.zero_grad()
+        D.optim.zero_grad()
+        xs = torch.split(x, bs)
+        ys = torch.split(y, bs)
+        choice = sched.next_update() if sched is not None else "both"
+        if choice in ("both", "D"):
+            toggle(True)
+            loss_real, loss_fake, d_fake_d = d_part(xs, ys)
+            toggle(False)
+        if choice in ("both", "G"):
+            if choice == "G":
+                toggle(False)
+            g_loss, d_fake_g = g_part()  # zeroes G's gradients first, as BigGAN does
+        if choice == "D":
+            # The idle network's loss from outputs we already have (AdaptiveScheduler's contract).
+            with torch.no_grad():
+                g_loss = losses.generator_loss(d_fake_d.detach())
+        elif choice == "G":
+            # The D loss needs D on the real batch: one no-grad forward.
+            with torch.no_grad():
+                d_real = D(xs[0], ys[0])
+                loss_real, loss_fake = losses.discriminator_loss(d_fake_g.detach(), d_real)
+        if config["ema"]:
+            ema.update(state_dict["itr"])
+        if sched is not None:
+            sched.observe(loss_g=_plain(g_loss).detach().float(),
+                          loss_d=(_plain(loss_real) + _plain(loss_fake)).detach().float())
+        return {"G_loss": float(g_loss.item()), "D_loss_real": float(loss_real.item()),
+                "D_loss_fake": float(loss_fake.item())}
+
+    return train
+
+
+# --------------------------------------------------------------------------- patching
+def _resume_components(handle: _patching.Patch, state_dict: dict, config: dict, utils: types.ModuleType) -> None:
+    """On ``--resume``, read our components' state from BigGAN's checkpoint file.
+
+    ``utils.load_weights`` restores only the keys the fresh ``state_dict``
+    already has, and ours is added later (at the first iteration), so we read
+    the file ourselves, from the path ``utils.save_weights`` writes.
+    """
+    if not config.get("resume") or not config.get("weights_root"):
+        return
+    name = config.get("experiment_name") or utils.name_from_config(config)
+    suffix = config.get("load_weights") or ""
+    path = os.path.join(config["weights_root"], name, "state_dict" + (f"_{suffix}" if suffix else "") + ".pth")
+    if not os.path.exists(path):
+        return
+    # The file is the user's own checkpoint and holds BigGAN's config (functions, modules).
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if _STATE_KEY in saved:
+        handle.load_state_dict(saved[_STATE_KEY])
+        state_dict[_STATE_KEY] = saved[_STATE_KEY]
+        logger.info("gan_optim: restored %s state from %s", handle.technique, path)
+
+
+def patch(technique: str = "none", *, losses: types.ModuleType | str | None = None,
+          train_fns: types.ModuleType | str | None = None, **options: Any) -> _patching.Patch:
+    """Apply ``technique`` to BigGAN-PyTorch's training; returns a handle with ``.undo()``.
+
+    Args:
+        technique: ``"aw"``, ``"wegan"``, ``"adaptive"``, ``"ttur"``, ``"freeadv"`` or ``"none"``.
+        losses, train_fns: BigGAN's modules (default: ``import losses`` / ``import train_fns``
+            from ``sys.path``, i.e. the repository you run from).
+        **options: the technique's options (see ``gan_optim.adapters.OPTIONS``), e.g.
+            ``patch("aw", loss="bce")`` for BigGAN's DCGAN losses, ``patch("wegan", eta=0.01)``,
+            ``patch("ttur", lr_g=1e-4, lr_d=4e-4)``, ``patch("freeadv", epsilon=0.01)``.
+
+    Applying the same technique and options again returns the active handle;
+    a different one raises until :func:`unpatch` is called.
+    """
+    options = check_options(technique, options)
+    losses_mod = _patching.resolve_module(losses, "losses")
+    train_fns_mod = _patching.resolve_module(train_fns, "train_fns")
+    found = _patching.existing(train_fns_mod.GAN_training_function, "biggan", technique, options)
+    if found is not None:
+        return found
+    original_factory = train_fns_mod.GAN_training_function
+    utils_mod = original_factory.__globals__.get("utils") or _patching.resolve_module(None, "utils")
+    handle = _patching.Patch("biggan", technique, options)
+
+    def GAN_training_function(G, D, GD, z_, y_, ema, state_dict, config):
+        handle.components = build_components(technique, options, G, D, G.optim, D.optim)
+        _resume_components(handle, state_dict, config, utils_mod)
+        if technique in ("aw", "wegan"):
+            # Loss-level techniques: BigGAN's own training function, our loss hooks.
+            inner = original_factory(G, D, GD, z_, y_, ema, state_dict, config)
+        else:
+            inner = make_training_function(G, D, GD, z_, y_, ema, state_dict, config,
+                                           components=handle.components, losses=losses_mod, utils=utils_mod)
+
+        def train(x, y):
+            out = inner(x, y)
+            if handle.components:
+                # save_weights pickles state_dict: our state rides along in BigGAN's checkpoints.
+                state_dict[_STATE_KEY] = handle.state_dict()
+            return out
+
+        return train
+
+    GAN_training_function.__doc__ = original_factory.__doc__
+    handle.replace(train_fns_mod, "GAN_training_function", GAN_training_function)
+
+    if technique == "aw":
+        def discriminator_loss(dis_fake, dis_real):
+            aw = _component(handle, "aw")
+            aw_loss = aw.from_outputs(dis_real, dis_fake)
+            stats = aw.last
+            # BigGAN backpropagates loss_real + loss_fake. The real term carries the whole
+            # aw gradient (aw_loss - aw_loss.detach() is 0 with aw_loss's gradient) and both
+            # terms keep the values BigGAN logs: the unweighted hinge losses.
+            loss_real = aw_loss - aw_loss.detach() + stats.loss_real
+            loss_fake = stats.loss_fake.detach()
+            return loss_real, loss_fake
+
+        handle.replace(losses_mod, "discriminator_loss", discriminator_loss)
+    elif technique == "wegan":
+        def generator_loss(dis_fake):
+            return _component(handle, "wegan")(dis_fake)
+
+        handle.replace(losses_mod, "generator_loss", generator_loss)
+
+    _ACTIVE.append(handle)
+    return handle
+
+
+def _component(handle: _patching.Patch, key: str) -> Any:
+    comp = handle.components.get(key)
+    if comp is None:
+        raise RuntimeError(f"gan_optim biggan patch ({handle.technique}): the loss hook was called before "
+                           "train_fns.GAN_training_function built the components for your G and D")
+    return comp
+
+
+def unpatch() -> None:
+    """Undo every active BigGAN patch."""
+    while _ACTIVE:
+        _ACTIVE.pop().undo()

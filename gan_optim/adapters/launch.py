@@ -1,0 +1,124 @@
+"""``gan-optim biggan|autogan``: run an upstream ``train.py`` unmodified, patched with a technique.
+
+::
+
+    gan-optim biggan  --repo ~/BigGAN-PyTorch --technique aw -- --dataset I128_hdf5 --batch_size 256 ...
+    gan-optim autogan --repo ~/AutoGAN --technique wegan --eta 0.01 -- -gen_bs 128 -dis_bs 64 ...
+
+Everything after ``--`` goes to the script as its own command line. The
+repository goes first on ``sys.path`` (as ``python train.py`` would put it),
+the patch is applied, and the script runs through ``runpy`` as ``__main__``.
+The working directory is left as it is: run from where you would run the
+script (AutoGAN reads ``fid_stat/`` relative to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import runpy
+import sys
+from typing import Any, Sequence
+
+from ._techniques import OPTIONS, TECHNIQUES
+
+__all__ = ["main", "parse"]
+
+_ALL_OPTIONS = sorted({name for opts in OPTIONS.values() for name in opts})
+
+
+def _value(text: str) -> Any:
+    """Option values: ``none`` -> None, numbers as numbers, ``a,b`` -> a tuple, else the string."""
+    if text.lower() == "none":
+        return None
+    if "," in text:
+        return tuple(_value(part) for part in text.split(","))
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"gan-optim {command}",
+        description=f"Run the {command} repository's training script, unmodified, with a gan_optim technique.",
+        epilog="Arguments after `--` are passed to the script. Technique options apply only to their technique: "
+               + "; ".join(f"{t}: {', '.join('--' + n.replace('_', '-') for n in o) or '-'}"
+                           for t, o in OPTIONS.items()))
+    p.add_argument("--repo", required=True, help="path of the repository checkout")
+    p.add_argument("--technique", required=True, choices=TECHNIQUES)
+    p.add_argument("--script", default="train.py", help="script inside the repository (default: train.py)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed Python's, NumPy's and torch's generators before the script starts (AutoGAN's "
+                        "train.py seeds only CUDA's); use the same value for the baseline and the patched run")
+    group = p.add_argument_group("technique options")
+    for name in _ALL_OPTIONS:
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=_value, default=argparse.SUPPRESS,
+                           metavar="VALUE")
+    return p
+
+
+def parse(command: str, argv: Sequence[str]) -> tuple[argparse.Namespace, dict[str, Any], list[str]]:
+    """Split ``argv`` into our arguments, the technique options and the script's arguments."""
+    argv = list(argv)
+    if "--" in argv:
+        cut = argv.index("--")
+        ours, theirs = argv[:cut], argv[cut + 1:]
+    else:
+        ours, theirs = argv, []
+    parser = _parser(command)
+    ns = parser.parse_args(ours)
+    given = {k: v for k, v in vars(ns).items() if k in _ALL_OPTIONS}
+    wrong = sorted(set(given) - set(OPTIONS[ns.technique]))
+    if wrong:
+        parser.error(f"option(s) {', '.join('--' + w.replace('_', '-') for w in wrong)} do not apply to "
+                     f"technique {ns.technique!r}")
+    return ns, given, theirs
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA's generators too
+
+
+def main(command: str, argv: Sequence[str]) -> int:
+    """Entry point used by :mod:`gan_optim.cli`; returns the script's exit status."""
+    if command not in ("biggan", "autogan"):
+        print(f"gan-optim: unknown adapter {command!r}", file=sys.stderr)
+        return 2
+    ns, options, script_args = parse(command, argv)
+    repo = os.path.abspath(os.path.expanduser(ns.repo))
+    script = os.path.join(repo, ns.script)
+    if not os.path.isfile(script):
+        print(f"gan-optim {command}: no {ns.script} in {repo}", file=sys.stderr)
+        return 2
+    adapter = importlib.import_module(f"gan_optim.adapters.{command}")
+    saved_path, saved_argv = list(sys.path), list(sys.argv)
+    sys.path.insert(0, repo)
+    extra = {"namespaces": []} if command == "autogan" else {}
+    handle = adapter.patch(ns.technique, **extra, **options)
+    print(f"gan-optim {command}: {ns.script} from {repo}, technique {ns.technique} "
+          f"{handle.options if handle.options else ''}".rstrip(), file=sys.stderr)
+    sys.argv = [script, *script_args]
+    if ns.seed is not None:
+        _seed_everything(ns.seed)
+    try:
+        runpy.run_path(script, run_name="__main__")
+        code = 0
+    except SystemExit as exc:  # the script's own sys.exit()
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        handle.undo()
+        sys.argv = saved_argv
+        sys.path[:] = saved_path
+    return code
