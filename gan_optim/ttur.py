@@ -81,6 +81,12 @@ class TwoTimescale:
     Composes with :class:`~gan_optim.AdaptiveScheduler`:
     ``tt.step(sched.next_update())``.
 
+    Under PyTorch Lightning, build it on ``self.optimizers()`` and let
+    :class:`gan_optim.integrations.lightning.GanOptimCheckpoints` save and
+    restore it: loading a state dict through Lightning's optimizer wrappers
+    otherwise leaves the wrapper's learning rates detached from the optimizer
+    Lightning steps (the mixin reconnects them).
+
     Args:
         check_finite: raise ``FloatingPointError`` (and skip the step) when a
             gradient is non-finite. Steps taken through a ``GradScaler`` are not
