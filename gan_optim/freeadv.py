@@ -92,6 +92,7 @@ class FreeAdvDiscriminator:
                         data_range=data_range, steps_per_replay=steps_per_replay, alpha_f=alpha_f)
         self.atomic = bool(atomic)
         self.delta: torch.Tensor | None = None
+        self._snapshot_store: dict[tuple, torch.Tensor] = {}
         self.steps = 0
         self.last: dict[str, float] | None = None
         #: Optional callback ``fn(stats: dict)`` after every step (logging).
@@ -131,29 +132,57 @@ class FreeAdvDiscriminator:
         return d_loss_fake(out, self.loss)
 
     # -------------------------------------------------------------------- step
-    def _snapshot(self):
-        params = [p.detach().clone() for p in self.discriminator.parameters()]
-        grads = [None if p.grad is None else p.grad.detach().clone() for p in self.discriminator.parameters()]
-        buffers = [b.detach().clone() for b in self.discriminator.buffers()]
-        opt_state = {id(p): {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
-                     for p, s in self.optimizer.state.items()}
-        delta = None if self.delta is None else self.delta.clone()
-        return params, grads, buffers, opt_state, delta
+    def _snapshot(self) -> dict[str, Any]:
+        """Copy D's parameters, gradients, buffers and the optimizer state into buffers kept between calls."""
+        D, opt = self.discriminator, self.optimizer
+        sources: list[torch.Tensor] = []
+        keys: list[tuple] = []
+        for i, p in enumerate(D.parameters()):
+            sources.append(p.detach())
+            keys.append(("param", i))
+            if p.grad is not None:
+                sources.append(p.grad.detach())
+                keys.append(("grad", i))
+        for i, b in enumerate(D.buffers()):
+            sources.append(b)
+            keys.append(("buffer", i))
+        scalars = {}
+        for p, state in opt.state.items():
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor):
+                    sources.append(v)
+                    keys.append(("opt", id(p), k))
+                else:
+                    scalars[(id(p), k)] = v
+        store = self._snapshot_store
+        for key, t in zip(keys, sources):
+            kept = store.get(key)
+            if kept is None or kept.shape != t.shape or kept.dtype != t.dtype or kept.device != t.device:
+                store[key] = torch.empty_like(t, memory_format=torch.preserve_format)
+        if sources:
+            torch._foreach_copy_([store[k] for k in keys], sources)
+        return {"keys": set(keys), "scalars": scalars, "opt_params": {id(p) for p in opt.state},
+                "delta": self.delta}
 
-    def _restore(self, snap) -> None:
-        params, grads, buffers, opt_state, delta = snap
+    def _restore(self, snap: dict[str, Any]) -> None:
+        store, keys = self._snapshot_store, snap["keys"]
         with torch.no_grad():
-            for p, v, g in zip(self.discriminator.parameters(), params, grads):
-                p.copy_(v)
-                p.grad = g
-            for b, v in zip(self.discriminator.buffers(), buffers):
-                b.copy_(v)
-        for p in list(self.optimizer.state.keys()):
-            if id(p) in opt_state:
-                self.optimizer.state[p] = opt_state[id(p)]
-            else:
-                del self.optimizer.state[p]
-        self.delta = delta
+            for i, p in enumerate(self.discriminator.parameters()):
+                p.copy_(store[("param", i)])
+                p.grad = store[("grad", i)].clone() if ("grad", i) in keys else None
+            for i, b in enumerate(self.discriminator.buffers()):
+                b.copy_(store[("buffer", i)])
+            for p in list(self.optimizer.state.keys()):
+                if id(p) not in snap["opt_params"]:
+                    del self.optimizer.state[p]  # the failed call created it
+                    continue
+                state = self.optimizer.state[p]
+                for k in list(state.keys()):
+                    if ("opt", id(p), k) in keys:
+                        state[k].copy_(store[("opt", id(p), k)])
+                    elif (id(p), k) in snap["scalars"]:
+                        state[k] = snap["scalars"][(id(p), k)]
+        self.delta = snap["delta"]
 
     def _ensure_delta(self, x_real: torch.Tensor) -> torch.Tensor:
         d = self.delta
@@ -171,12 +200,16 @@ class FreeAdvDiscriminator:
         else:
             self.optimizer.step()
 
-    def _check(self, name: str, value: torch.Tensor, snap) -> None:
-        if not bool(torch.isfinite(value.detach()).all()):
-            if snap is not None:
-                self._restore(snap)
-            raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {name}; D, optimizer and delta unchanged"
-                                     if snap is not None else f"FreeAdvDiscriminator: non-finite {name}")
+    def _check(self, named: list[tuple[str, torch.Tensor]], snap) -> None:
+        """One host sync for all the values of a replay; on failure undo the call and name the culprit."""
+        finite = torch.stack([torch.isfinite(v.detach()).all() for _, v in named])
+        if bool(finite.all()):
+            return
+        bad = ", ".join(name for (name, _), ok in zip(named, finite.tolist()) if not ok)
+        if snap is not None:
+            self._restore(snap)
+            raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}; D, optimizer and delta unchanged")
+        raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}")
 
     def step(self, x_real: torch.Tensor, x_fake: torch.Tensor, *d_args: Any, y_real: torch.Tensor | None = None,
              fake_args: tuple | None = None, fake_kwargs: dict | None = None, scaler: Any = None,
@@ -211,21 +244,23 @@ class FreeAdvDiscriminator:
             self.optimizer.zero_grad(set_to_none=True)
             x_adv = (x_real + delta).requires_grad_(True)
             loss_r = self._real_loss(D(x_adv, *d_args, **d_kwargs), y_real)
-            self._check("loss_real", loss_r, snap)
             self._backward(loss_r, scaler)
             grad_x = x_adv.grad
             if scaler is not None:
                 grad_x = grad_x / scaler.get_scale()
-            self._check("input gradient", grad_x, snap)
+            if self.steps_per_replay == 2:
+                self._check([("loss_real", loss_r), ("input gradient", grad_x)], snap)
+                self._opt_step(scaler)
+                self.optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
                 delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm, x=x_real,
                                           data_range=self.data_range)
-            if self.steps_per_replay == 2:
-                self._opt_step(scaler)
-                self.optimizer.zero_grad(set_to_none=True)
             loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
-            self._check("loss_fake", loss_f, snap)
             self._backward(loss_f, scaler)
+            checks = [("loss_fake", loss_f)]
+            if self.steps_per_replay == 1:
+                checks = [("loss_real", loss_r), ("input gradient", grad_x)] + checks
+            self._check(checks, snap)
             self._opt_step(scaler)
         self.delta = delta
         self.steps += 1

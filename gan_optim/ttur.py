@@ -165,7 +165,8 @@ class TwoTimescale:
         else:
             if self.check_finite:
                 grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-                if grads and not bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()):
+                # One sync: a norm is finite iff every entry is.
+                if grads and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
                     raise FloatingPointError(f"TwoTimescale: non-finite {which} gradient; step skipped")
             opt.step()
         sched = self.g_scheduler if which == "G" else self.d_scheduler
