@@ -217,3 +217,16 @@ def biggan_loaders_stub(iterations: int, n_classes: int = 10, size: int = 32, se
         return [torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)]
 
     return get_data_loaders
+
+
+def run_unmodified_script(repo: str, args: list[str]) -> None:
+    """Run ``repo/train.py`` as ``__main__`` with ``args``, as ``python train.py ARGS`` would."""
+    import runpy
+
+    script = os.path.join(repo, "train.py")
+    saved_argv = list(sys.argv)
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        sys.argv = saved_argv

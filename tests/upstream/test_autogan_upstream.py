@@ -98,11 +98,9 @@ SCRIPT_ARGS = ["--dataset", "cifar10", "--img_size", "32", "--bottom_width", "4"
 def _run_script(tmp_path, monkeypatch, exp_name: str, n_critic: int, technique: str | None, *options: str):
     """AutoGAN's unmodified train.py, plainly (runpy) or through the launcher; returns its checkpoint and scalars."""
     import random
-    import runpy
-    import sys
 
     from gan_optim.adapters import launch
-    from upstream._shims import (StubSummaryWriter, autogan_dataset_stub, modules_stay_on_cpu,
+    from upstream._shims import (StubSummaryWriter, run_unmodified_script, autogan_dataset_stub, modules_stay_on_cpu,
                                  root_logging_restored)
 
     monkeypatch.chdir(tmp_path)
@@ -122,12 +120,7 @@ def _run_script(tmp_path, monkeypatch, exp_name: str, n_critic: int, technique: 
             random.seed(0)
             np.random.seed(0)
             torch.manual_seed(0)
-            saved_argv = list(sys.argv)
-            sys.argv = [os.path.join(REPO, "train.py"), *args]
-            try:
-                runpy.run_path(os.path.join(REPO, "train.py"), run_name="__main__")
-            finally:
-                sys.argv = saved_argv
+            run_unmodified_script(REPO, args)
         else:
             code = launch.main("autogan", ["--repo", REPO, "--seed", "0", "--technique", technique, *options,
                                            "--", *args])

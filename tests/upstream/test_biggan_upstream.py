@@ -100,11 +100,9 @@ def _run_script(tmp_path, monkeypatch, name: str, num_d_steps: int, technique: s
 
     Returns the final G and D (recorded through G_D) and BigGAN's own training-metric files.
     """
-    import runpy
-    import sys
 
     from gan_optim.adapters import launch
-    from upstream._shims import biggan_loaders_stub, cuda_device_on_cpu
+    from upstream._shims import biggan_loaders_stub, cuda_device_on_cpu, run_unmodified_script
 
     args = ["--dataset", "C10", "--G_ch", "8", "--D_ch", "8", "--batch_size", "8", "--G_attn", "0",
             "--D_attn", "0", "--ema", "--ema_start", "2", "--seed", "0", "--num_epochs", "1",
@@ -130,12 +128,7 @@ def _run_script(tmp_path, monkeypatch, name: str, num_d_steps: int, technique: s
         # Inception metrics download weights; test_every is beyond the run, so they are never computed.
         monkeypatch.setattr(inception_utils, "prepare_inception_metrics", lambda *a, **k: None)
         if technique is None:
-            saved_argv = list(sys.argv)
-            sys.argv = [os.path.join(REPO, "train.py"), *args]
-            try:
-                runpy.run_path(os.path.join(REPO, "train.py"), run_name="__main__")
-            finally:
-                sys.argv = saved_argv
+            run_unmodified_script(REPO, args)
         else:
             assert launch.main("biggan", ["--repo", REPO, "--technique", technique, *options, "--", *args]) == 0
     (gd,) = recorded

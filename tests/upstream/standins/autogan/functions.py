@@ -1,7 +1,6 @@
 """Stand-in for AutoGAN's functions module: one epoch of training, hinge losses written inline."""
 import numpy as np
 import torch
-import torch.nn as nn
 
 
 class tqdm:
