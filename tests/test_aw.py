@@ -84,7 +84,7 @@ def test_gradient_and_statistics_match_float64_reference(name, loss):
     for key, ref_key in (("w_real", "w_r"), ("w_fake", "w_f"), ("score_real", "s_r"), ("score_fake", "s_f"),
                          ("loss_real", "l_r"), ("loss_fake", "l_f"), ("angle", "angle")):
         assert last[key] == pytest.approx(ref[ref_key], rel=1e-8, abs=ATOL), key
-    assert float(value) == pytest.approx(ref["w_r"] * ref["l_r"] + ref["w_f"] * ref["l_f"], abs=ATOL)
+    assert float(value.detach()) == pytest.approx(ref["w_r"] * ref["l_r"] + ref["w_f"] * ref["l_f"], abs=ATOL)
     params = [p for p in D.parameters() if p.requires_grad]
     for p, a, b in zip(params, ref["g_r"], ref["g_f"]):
         torch.testing.assert_close(p.grad, ref["w_r"] * a + ref["w_f"] * b, atol=ATOL, rtol=0)
