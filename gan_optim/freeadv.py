@@ -16,6 +16,7 @@ from ._checks import (
     check_tensor,
 )
 from .functional.freeadv import NORMS, perturbation_step
+from .ttur import TwoTimescale
 from .functional.losses import (
     D_LOSSES,
     d_loss_fake,
@@ -62,6 +63,9 @@ class FreeAdvDiscriminator:
     Args:
         discriminator: D.
         optimizer: D's optimizer; :meth:`step` zeroes its gradients and steps it.
+            A :class:`~gan_optim.TwoTimescale` works too: its D optimizer is used
+            and every step goes through ``step_d``, so its counters and D's
+            schedule advance with the replays.
         loss: ``"hinge"``, ``"bce"``, ``"wgan"``, or ``"hinge_ac"``: the paper's
             conditional loss (eqs. 13-14: hinge + auxiliary classifier on reals,
             KL to uniform on fakes weighted by ``alpha_f``); then D returns
@@ -80,11 +84,15 @@ class FreeAdvDiscriminator:
             leaves the earlier replays' steps applied).
     """
 
-    def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, *, loss: str = "hinge",
+    def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer | TwoTimescale, *,
+                 loss: str = "hinge",
                  epsilon: float = 6e-3, step_size: float | None = None, replays: int = 2, norm: str = "linf",
                  data_range: tuple[float, float] | None = (-1.0, 1.0), steps_per_replay: int = 1,
                  alpha_f: float = 1.0, atomic: bool = True) -> None:
         check_module("discriminator", discriminator)
+        self.two_timescale = optimizer if isinstance(optimizer, TwoTimescale) else None
+        if self.two_timescale is not None:
+            optimizer = self.two_timescale.d_optimizer
         check_optimizer("optimizer", optimizer)
         self.discriminator = discriminator
         self.optimizer = optimizer
@@ -161,8 +169,11 @@ class FreeAdvDiscriminator:
                 store[key] = torch.empty_like(t, memory_format=torch.preserve_format)
         if sources:
             torch._foreach_copy_([store[k] for k in keys], sources)
+        tt = self.two_timescale
+        ttur = None if tt is None else (tt.steps_d, None if tt.d_scheduler is None else tt.d_scheduler.state_dict(),
+                                        [g["lr"] for g in opt.param_groups])
         return {"keys": set(keys), "scalars": scalars, "opt_params": {id(p) for p in opt.state},
-                "delta": self.delta}
+                "delta": self.delta, "ttur": ttur}
 
     def _restore(self, snap: dict[str, Any]) -> None:
         store, keys = self._snapshot_store, snap["keys"]
@@ -183,6 +194,13 @@ class FreeAdvDiscriminator:
                     elif (id(p), k) in snap["scalars"]:
                         state[k] = snap["scalars"][(id(p), k)]
         self.delta = snap["delta"]
+        if snap["ttur"] is not None:
+            steps_d, sched_state, lrs = snap["ttur"]
+            self.two_timescale.steps_d = steps_d
+            if sched_state is not None:
+                self.two_timescale.d_scheduler.load_state_dict(sched_state)
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
 
     def _ensure_delta(self, x_real: torch.Tensor) -> torch.Tensor:
         d = self.delta
@@ -194,7 +212,11 @@ class FreeAdvDiscriminator:
         (scaler.scale(loss) if scaler is not None else loss).backward()
 
     def _opt_step(self, scaler) -> None:
-        if scaler is not None:
+        if self.two_timescale is not None:
+            self.two_timescale.step_d(scaler=scaler)
+            if scaler is not None:
+                scaler.update()
+        elif scaler is not None:
             scaler.step(self.optimizer)
             scaler.update()
         else:

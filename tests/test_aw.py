@@ -56,7 +56,8 @@ def reference(D, xr, xf, loss):
     flat_f = torch.cat([g.reshape(-1) for g in g_f]).numpy()
     s_r, s_f = float(torch.sigmoid(out_r.detach()).mean()), float(torch.sigmoid(out_f.detach()).mean())
     w_r, w_f, case = algorithm1(flat_r, flat_f, s_r, s_f)
-    return dict(g_r=g_r, g_f=g_f, w_r=w_r, w_f=w_f, case=case, s_r=s_r, s_f=s_f, l_r=float(l_r.detach()), l_f=float(l_f.detach()),
+    return dict(g_r=g_r, g_f=g_f, w_r=w_r, w_f=w_f, case=case, s_r=s_r, s_f=s_f,
+                l_r=float(l_r.detach()), l_f=float(l_f.detach()),
                 angle=float(np.degrees(np.arccos(np.clip(flat_r @ flat_f / np.linalg.norm(flat_r)
                                                          / np.linalg.norm(flat_f), -1, 1)))))
 

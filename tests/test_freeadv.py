@@ -68,9 +68,11 @@ def test_delta_stays_in_ball_and_data_range():
 def test_delta_moves_to_make_the_real_loss_worse():
     D, xr, xf = make()
     fa = FreeAdvDiscriminator(D, torch.optim.SGD(D.parameters(), lr=0.0), epsilon=0.1, replays=1)
-    before = float(torch.relu(1 - D(xr)).mean())
+    with torch.no_grad():
+        before = float(torch.relu(1 - D(xr)).mean())
     fa.step(xr, xf)
-    after = float(torch.relu(1 - D(xr + fa.delta)).mean())
+    with torch.no_grad():
+        after = float(torch.relu(1 - D(xr + fa.delta)).mean())
     assert after > before
 
 
@@ -196,3 +198,48 @@ def test_fake_half_gets_its_own_arguments():
     opt_ref.step()
     for p, q in zip(D.parameters(), D_ref.parameters()):
         torch.testing.assert_close(p, q, atol=1e-12, rtol=0)
+
+
+def test_steps_through_two_timescale():
+    from gan_optim import TwoTimescale
+
+    D, xr, xf = make()
+    G = nn.Linear(4, 4).double()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_g=0.1, lr_d=1.0, g_schedule=0.75, d_schedule=0.6)
+    D_ref = copy.deepcopy(D)
+    opt_ref = torch.optim.SGD(D_ref.parameters(), lr=1.0)
+    fa = FreeAdvDiscriminator(D, tt, epsilon=0.05, replays=2)
+    assert fa.optimizer is tt.d_optimizer
+    fa.step(xr, xf)
+    assert tt.steps_d == 2 and tt.lr_d == pytest.approx(1.0 / 3 ** 0.6)  # D's schedule advanced per replay
+    delta = torch.zeros_like(xr)
+    for lr in (1.0, 1.0 / 2 ** 0.6):  # the reference, stepping with the same decayed rates
+        for group in opt_ref.param_groups:
+            group["lr"] = lr
+        delta = reference_step(D_ref, opt_ref, xr, xf, delta, 0.05, 0.05, 1)
+    for p, q in zip(D.parameters(), D_ref.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-12, rtol=0)
+
+
+def test_rollback_restores_two_timescale_counters_and_schedule():
+    from gan_optim import TwoTimescale
+
+    D, xr, xf = make()
+    tt = TwoTimescale(nn.Linear(4, 4).double(), D, optimizer=torch.optim.SGD, lr_d=1.0, g_schedule=0.75,
+                      d_schedule=0.6)
+    fa = FreeAdvDiscriminator(D, tt, replays=2)
+    fa.step(xr, xf)
+    before = (tt.steps_d, tt.lr_d, tt.d_scheduler.state_dict(), copy.deepcopy(D.state_dict()))
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 3 else output  # replay 2's real half
+
+    handle = D.register_forward_hook(poison)
+    with pytest.raises(FloatingPointError):
+        fa.step(xr, xf)
+    handle.remove()
+    assert (tt.steps_d, tt.lr_d, tt.d_scheduler.state_dict()) == before[:3]
+    for k, v in D.state_dict().items():
+        assert torch.equal(v, before[3][k])

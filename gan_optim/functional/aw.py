@@ -86,6 +86,15 @@ def aw_weights(grad_real: torch.Tensor, grad_fake: torch.Tensor, score_real, sco
     ``softplus(D(G(z)))``, wgan ``-D(x)`` / ``D(G(z))``) or of the paper's
     objectives to maximise.
 
+    ``eps`` is not scale-free: it is added to weights of order ``1/|g|``. With
+    gradient norms near 1 or above (small discriminators, digits-sized data),
+    ``eps = 0.05`` tilts the combined direction noticeably: ``eps * (g_r + g_f)``
+    is added to it, so when the angle is obtuse and one gradient is much
+    larger than the other, the direction can end past 90 degrees from the
+    smaller one (``docs/RESULTS.md``, claim 3); with the large networks of the
+    paper, ``1/|g|`` dominates. Lower ``eps`` to stay closer to
+    Theorem 2's geometry.
+
     Zero-norm gradients: a gradient whose norm is 0 (or below the smallest
     normal number of its dtype) has no direction; its ``1/|g|`` and projection
     terms are 0, so its weight is ``eps``. The weights are finite for every

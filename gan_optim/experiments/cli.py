@@ -1,0 +1,130 @@
+"""``gan-optim compare`` and ``gan-optim reproduce`` (dispatched from :mod:`gan_optim.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+__all__ = ["DEFAULT_TECHNIQUES", "compare_main", "main", "reproduce_main"]
+
+DEFAULT_TECHNIQUES = "baseline,aw,wegan,adaptive,ttur,freeadv"
+TOY_TASKS = ("dirac", "saddle", "angles")
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gan-optim compare",
+                                description="Run techniques side by side on a small CPU task "
+                                            "(same seeds, initial weights and data per technique).")
+    p.add_argument("--task", default="gaussians8", choices=("gaussians8", "digits", *TOY_TASKS),
+                   help="task (default gaussians8); dirac, saddle and angles run their claim's setting")
+    p.add_argument("--techniques", default=DEFAULT_TECHNIQUES,
+                   help="comma-separated; '+' composes components, ':' gives a value "
+                        "(e.g. baseline,aw+adaptive,wegan:0.1,nd:5). Default: %(default)s")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default 3)")
+    p.add_argument("--steps", type=int, default=None, help="training iterations per run (task default)")
+    p.add_argument("--eval-every", type=int, default=None, help="iterations between evaluations")
+    p.add_argument("--out", default="gan_optim_runs/compare", help="output folder (default %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (task default)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (task default)")
+    p.add_argument("--target", default=None, help="METRIC=VALUE for time-to-target (task default)")
+    p.add_argument("--radius", type=float, default=1.0, help="gaussians8: ring radius (1: aw paper, 3: WeGAN)")
+    p.add_argument("--classifier-path", default=None,
+                   help="digits: where the FID-digits classifier is cached (default ~/.cache/gan_optim/"
+                        "digits_classifier.pt, or $GAN_OPTIM_CACHE)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+STEPS_DEFAULT = {"gaussians8": 1000, "digits": 2000}
+
+
+def compare_main(argv: Sequence[str]) -> int:
+    """``gan-optim compare``: writes results.csv, summary.md, curves.png and samples.png under ``--out``."""
+    args = _compare_parser().parse_args(list(argv))
+    torch.set_num_threads(max(1, args.threads))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.task in TOY_TASKS:
+        from .claims import run_claim
+
+        res = run_claim(args.task, out)
+        print(res.line)
+        print(f"wrote {', '.join(str(f) for f in res.files)}")
+        return 0
+    from . import plots
+    from .runner import run_compare, summarize, summary_markdown, write_csv
+    from .tasks import make_task
+
+    options = {"radius": args.radius} if args.task == "gaussians8" else {"classifier_path": args.classifier_path}
+    task = make_task(args.task, **options)
+    target = None
+    if args.target:
+        metric, _, value = args.target.partition("=")
+        if metric not in task.lower_better or not value:
+            print(f"gan-optim compare: invalid --target {args.target!r} (metrics: {', '.join(task.lower_better)})",
+                  file=sys.stderr)
+            return 2
+        target = (metric, float(value))
+    techniques = [t.strip() for t in args.techniques.split(",") if t.strip()]
+    steps = args.steps or STEPS_DEFAULT[args.task]
+    every = args.eval_every or max(steps // 20, 1)
+    seeds = list(range(args.seeds))
+    t0 = time.perf_counter()
+    try:
+        results = run_compare(task, techniques, seeds, steps, eval_every=every, progress=not args.no_progress,
+                              lr=args.lr, batch=args.batch)
+    except ValueError as err:
+        print(f"gan-optim compare: {err}", file=sys.stderr)
+        return 2
+    summary = summarize(results, task, target)
+    write_csv(results, out / "results.csv")
+    md = summary_markdown(summary, task, steps=steps, seeds=seeds, target=target)
+    (out / "summary.md").write_text(md)
+    plots.plot_curves(results, task, out / "curves.png")
+    plots.plot_samples(results, task, out / "samples.png")
+    print(md)
+    print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'curves.png'}, {out / 'samples.png'} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def reproduce_main(argv: Sequence[str]) -> int:
+    """``gan-optim reproduce CLAIM``: run one paper claim's setting, write its plot, print one verdict line."""
+    from .claims import CLAIMS, run_claim
+
+    p = argparse.ArgumentParser(prog="gan-optim reproduce",
+                                description="Run one paper claim's setting, write its plot and print a verdict.")
+    p.add_argument("claim", choices=list(CLAIMS))
+    p.add_argument("--out", default="gan_optim_runs/reproduce", help="output folder (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (claim default)")
+    p.add_argument("--quick", action="store_true", help="a few steps only (smoke test; verdict meaningless)")
+    p.add_argument("--classifier-path", default=None, help="digits: FID-digits classifier cache path")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = p.parse_args(list(argv))
+    torch.set_num_threads(max(1, args.threads))
+    kwargs = {"quick": args.quick, "classifier_path": args.classifier_path}
+    if args.seeds is not None:
+        kwargs["seeds"] = args.seeds
+    t0 = time.perf_counter()
+    res = run_claim(args.claim, args.out, **kwargs)
+    print(res.line)
+    logging.getLogger(__name__).info("claim %s took %.1f s; files: %s", args.claim, time.perf_counter() - t0,
+                                     [str(f) for f in res.files])
+    return 0
+
+
+def main(command: str, argv: Sequence[str]) -> int:
+    """Entry point used by :mod:`gan_optim.cli`: ``command`` is ``"compare"`` or ``"reproduce"``."""
+    if command == "compare":
+        return compare_main(argv)
+    if command == "reproduce":
+        return reproduce_main(argv)
+    print(f"gan-optim: unknown experiments command {command!r}", file=sys.stderr)
+    return 2

@@ -1,0 +1,228 @@
+"""Experiments: metrics against independent computations, every task and claim for a few steps, CLI outputs."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from gan_optim.experiments import metrics as M
+from gan_optim.experiments.claims import CLAIMS, run_claim
+from gan_optim.experiments.runner import (
+    parse_technique,
+    run_compare,
+    summarize,
+    train_run,
+)
+from gan_optim.experiments.tasks import make_task
+from gan_optim.experiments.toys import (
+    SADDLE_SETTINGS,
+    angles_run,
+    dirac_run,
+    saddle_run,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+    """Keep the digits classifier cache inside the test's temporary folder."""
+    old = os.environ.get("GAN_OPTIM_CACHE")
+    os.environ["GAN_OPTIM_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    torch.set_num_threads(1)
+    yield
+    if old is None:
+        os.environ.pop("GAN_OPTIM_CACHE", None)
+    else:
+        os.environ["GAN_OPTIM_CACHE"] = old
+
+
+# ------------------------------------------------------------------ metrics
+def test_mmd_matches_double_loop():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(13, 2, generator=g), torch.randn(9, 2, generator=g) + 0.5
+    h = 0.7
+
+    def k(a, b):
+        return math.exp(-sum((float(ai) - float(bi)) ** 2 for ai, bi in zip(a, b)) / (2 * h * h))
+
+    kxx = sum(k(a, b) for a in x for b in x) / (len(x) ** 2)
+    kyy = sum(k(a, b) for a in y for b in y) / (len(y) ** 2)
+    kxy = sum(k(a, b) for a in x for b in y) / (len(x) * len(y))
+    ref = kxx + kyy - 2 * kxy
+    assert M.mmd_rbf(x, y, h) == pytest.approx(ref, rel=1e-10, abs=1e-12)
+    assert M.mmd_rbf(x, y, h, kyy=M.rbf_mean(y, h)) == pytest.approx(ref, rel=1e-10, abs=1e-12)
+    assert M.mmd_rbf(x, x, h) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_frechet_matches_scipy_sqrtm():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3)) @ rng.normal(size=(3, 3))
+    y = rng.normal(size=(40, 3)) * 2 + 1
+    m1, m2 = x.mean(0), y.mean(0)
+    c1, c2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean = scipy.linalg.sqrtm(c1 @ c2).real
+    ref = float(((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * covmean))
+    assert M.frechet_distance(torch.tensor(x), torch.tensor(y)) == pytest.approx(ref, rel=1e-8)
+    assert M.frechet_distance(torch.tensor(x), torch.tensor(x)) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_mode_coverage_hand_built():
+    c = M.ring_centers(8, 1.0)
+    std = 0.05
+    # 10 samples exactly on modes 0..4 (2 each), 2 on mode 5 just inside 3 std, 3 far off (0.5 from every centre?)
+    on = torch.cat([c[i].repeat(2, 1) for i in range(5)])
+    inside = c[5] + torch.tensor([[0.14, 0.0], [0.0, -0.14]], dtype=torch.float64)
+    outside = torch.tensor([[0.0, 0.0], [3.0, 3.0], [0.0, 0.0]], dtype=torch.float64)
+    samples = torch.cat([on, inside, outside])  # 15 samples
+    out = M.mode_coverage(samples, c, std, min_share=0.1)  # a mode needs >= 1.5 hq samples
+    assert out["hq"] == pytest.approx(12 / 15)
+    assert out["modes"] == 6
+    # 0.16 > 3 * 0.05: no longer high quality, mode 5 uncovered
+    out2 = M.mode_coverage(torch.cat([on, c[5] + torch.tensor([[0.16, 0.0]], dtype=torch.float64)]), c, std,
+                           min_share=0.1)
+    assert out2 == {"modes": 5.0, "hq": pytest.approx(10 / 11)}
+    assert M.mode_coverage(torch.zeros(0, 2), c, std) == {"modes": 0.0, "hq": 0.0}
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # dead ReLU features: singular covariances
+def test_digits_fid_matches_independent_frechet_and_kid_near_zero():
+    x, _ = M.load_digits_tensor()
+    real, fake = x[:400], x[400:800]
+    metric = M.DigitsImageMetrics(real, kid_subset_size=100)
+    assert metric.accuracy > 0.85
+    out = metric(fake)
+    with torch.no_grad():
+        fr, ff = metric.net(real).double().numpy(), metric.net(fake).double().numpy()
+    c1, c2 = np.cov(fr, rowvar=False), np.cov(ff, rowvar=False)
+    ref = float(((fr.mean(0) - ff.mean(0)) ** 2).sum() + np.trace(c1 + c2 - 2 * scipy.linalg.sqrtm(c1 @ c2).real))
+    assert out["fid"] == pytest.approx(ref, rel=1e-3, abs=1e-3)
+    noise = metric(torch.rand(400, 1, 8, 8) * 2 - 1)
+    assert noise["fid"] > 10 * out["fid"]
+    assert noise["kid"] > out["kid"]
+    # cached: a second load reads the file
+    net2, acc2 = M.load_or_train_digits_classifier()
+    assert acc2 == metric.accuracy
+    assert torch.equal(net2.head.weight, metric.net.head.weight)
+
+
+# ------------------------------------------------------------------- runner
+def test_parse_technique():
+    s = parse_technique("aw+adaptive:2+wegan:0.1+ttur+nd:5+freeadv:3")
+    assert (s.aw, s.adaptive, s.wegan, s.ttur, s.n_d, s.freeadv) == (True, 2.0, 0.1, 3.0, 5, 3)
+    assert parse_technique("baseline") == parse_technique("baseline").__class__(name="baseline")
+    for bad in ("", "nope", "nd:x", "aw+foo"):
+        with pytest.raises(ValueError):
+            parse_technique(bad)
+
+
+@pytest.mark.parametrize("tech", ["baseline", "aw", "wegan", "adaptive", "ttur", "freeadv", "aw+adaptive",
+                                  "wegan+ttur+nd:2", "freeadv+adaptive"])
+def test_gaussians8_every_technique_runs(tech):
+    task = make_task("gaussians8")
+    r = train_run(task, tech, 0, 4, eval_every=2)
+    assert [row["step"] for row in r.rows] == [0, 2, 4]
+    assert {"modes", "hq", "mmd", "frechet", "d_updates", "g_updates", "wall_s"} <= set(r.rows[-1])
+    assert r.d_updates + r.g_updates > 0
+
+
+def test_same_initial_weights_and_data_per_technique():
+    task = make_task("gaussians8")
+    a = train_run(task, "baseline", 3, 0)
+    b = train_run(task, "aw", 3, 0)
+    assert a.rows[0]["mmd"] == b.rows[0]["mmd"]
+    assert torch.equal(a.samples, b.samples)
+
+
+def test_freeadv_no_extra_backward_per_replay():
+    task = make_task("gaussians8")
+    base = train_run(task, "baseline", 0, 3, count_backward=True)
+    free = train_run(task, "freeadv:3", 0, 3, count_backward=True)
+    per = [(r.backward_calls - r.g_updates) / r.d_updates for r in (base, free)]
+    assert free.d_updates == 9
+    assert per[0] == per[1] == 2  # real half + fake half, as a plain D step
+
+
+def test_digits_task_runs_and_summary():
+    task = make_task("digits")
+    res = run_compare(task, ["baseline", "aw+ttur"], [0], 3, eval_every=3, progress=False)
+    s = summarize(res, task, ("fid", 1e9))
+    assert s["baseline"]["reached"] == 1 and s["baseline"]["target_step"][0] == 0
+    assert math.isfinite(s["aw+ttur"]["fid"][0])
+
+
+# --------------------------------------------------------------------- toys
+def test_dirac_runs_and_clips():
+    for mode in ("fixed", "adaptive"):
+        r = dirac_run(mode, steps=30)
+        assert len(r["theta"]) == 31 and max(abs(p) for p in r["psi"]) <= 0.5
+        assert r["d_updates"] + r["g_updates"] == 30
+    fixed = dirac_run("fixed", steps=12)
+    assert (fixed["d_updates"], fixed["g_updates"]) == (10, 2)
+    with pytest.raises(ValueError):
+        dirac_run("nope")
+
+
+def test_saddle_runs_and_gradient_is_right():
+    r = saddle_run(1e-3, 1e-3, steps=1, noise=0.0, start=(1.0, 1.0))
+    # x <- 1 - 1e-3 * 2*1*(100-1); y <- 1 + 1e-3 * (-2*1*(1+1))
+    assert r["norm"][-1] == pytest.approx(math.hypot(1 - 0.198, 1 - 0.004))
+    for lr_x, lr_y in SADDLE_SETTINGS.values():
+        assert len(saddle_run(lr_x, lr_y, steps=5)["norm"]) == 6
+    assert saddle_run(1.0, 1.0, steps=50, start=(5.0, 5.0))["diverged"]
+
+
+def test_angles_runs():
+    for aw in (False, True):
+        out = angles_run(aw, iterations=2)
+        assert len(out["rf"]) == 2 and all(0 <= v <= 180 for v in out["rf"] + out["rD"] + out["fD"])
+
+
+# ------------------------------------------------------------------- claims
+@pytest.mark.parametrize("claim", list(CLAIMS))
+def test_every_claim_runs_quick(claim, tmp_path):
+    res = run_claim(claim, tmp_path, quick=True, seeds=1)
+    assert res.verdict in ("reproduced", "partly", "not reproduced")
+    assert res.line.startswith(res.verdict)
+    assert res.files and all(f.exists() and f.suffix == ".png" for f in res.files)
+    assert list(tmp_path.glob("*.csv"))  # the numbers behind the plot
+
+
+# ---------------------------------------------------------------------- CLI
+def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
+    from gan_optim.cli import main
+
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--steps", "4", "--seeds", "2", "--eval-every", "2", "--no-progress",
+               "--techniques", "baseline,aw+adaptive", "--out", str(out)])
+    assert rc == 0
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 2 * 3  # techniques x seeds x evaluation points
+    assert {"technique", "seed", "step", "d_updates", "g_updates", "wall_s", "mmd", "modes", "hq", "frechet"} <= set(
+        rows[0])
+    md = (out / "summary.md").read_text()
+    assert "`aw+adaptive`" in md and "±" in md
+    for png in ("curves.png", "samples.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "results.csv" in capsys.readouterr().out
+
+
+def test_reproduce_cli_prints_verdict(tmp_path, capsys):
+    from gan_optim.cli import main
+
+    assert main(["reproduce", "dirac", "--quick", "--out", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.split(":")[0] in ("reproduced", "partly", "not reproduced")
+    assert (tmp_path / "dirac.png").exists()
+
+
+def test_compare_cli_rejects_bad_input(tmp_path, capsys):
+    from gan_optim.experiments.cli import main
+
+    assert main("compare", ["--techniques", "bogus", "--steps", "1", "--no-progress", "--out", str(tmp_path)]) == 2
+    assert main("compare", ["--target", "nope=1", "--steps", "1", "--out", str(tmp_path)]) == 2
