@@ -28,19 +28,24 @@ def _save(fig: Any, path: str | Path) -> Path:
     return path
 
 
-def _series(runs: Sequence[RunResult], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x (step), wall (mean over seeds), metric mean, std; truncated to the shortest run."""
+def _series(runs: Sequence[RunResult], key: str,
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x (step), wall (mean over seeds), metric mean, min and max over seeds; truncated to the shortest run."""
     n = min(len(r.rows) for r in runs)
     steps = np.array([row["step"] for row in runs[0].rows[:n]], dtype=float)
     wall = np.array([[row["wall_s"] for row in r.rows[:n]] for r in runs], dtype=float).mean(0)
     vals = np.array([[row.get(key, np.nan) for row in r.rows[:n]] for r in runs], dtype=float)
     with np.errstate(all="ignore"):
-        return steps, wall, np.nanmean(vals, 0), np.nanstd(vals, 0)
+        return steps, wall, np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
 
 
 def plot_curves(results: Sequence[RunResult], task: GANTask, path: str | Path,
                 metrics: Sequence[str] | None = None) -> Path:
-    """Every metric vs iteration (left) and vs training wall-clock (right); mean line, ±std band over seeds."""
+    """Every metric vs iteration (left) and vs training wall-clock (right); mean line, min-max band over seeds.
+
+    A min-max band (as in the TTUR paper's figures) stays inside the metric's range,
+    where mean +- std would dip below zero for distances near 0.
+    """
     metrics = list(metrics or task.lower_better)
     names = list(dict.fromkeys(r.technique for r in results))
     fig, axes = plt.subplots(len(metrics), 2, figsize=(9, 2.2 * len(metrics)), squeeze=False)
@@ -48,12 +53,12 @@ def plot_curves(results: Sequence[RunResult], task: GANTask, path: str | Path,
     for j, name in enumerate(names):
         runs = [r for r in results if r.technique == name]
         for i, m in enumerate(metrics):
-            steps, wall, mean, std = _series(runs, m)
+            steps, wall, mean, low, high = _series(runs, m)
             c = colors[j % len(colors)]
             for k, x in enumerate((steps, wall)):
                 ax = axes[i][k]
                 ax.plot(x, mean, color=c, label=name if i == 0 and k == 0 else None, lw=1.3)
-                ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.15, lw=0)
+                ax.fill_between(x, low, high, color=c, alpha=0.15, lw=0)
     for i, m in enumerate(metrics):
         for k, xl in enumerate(("iteration", "training wall-clock (s)")):
             ax = axes[i][k]
@@ -62,8 +67,10 @@ def plot_curves(results: Sequence[RunResult], task: GANTask, path: str | Path,
             if task.lower_better[m] and m in ("mmd", "frechet", "fid", "kid"):
                 ax.set_yscale("symlog", linthresh=1e-3)
             ax.grid(alpha=0.3)
-    fig.legend(loc="upper center", ncol=min(len(names), 4), bbox_to_anchor=(0.5, 1.0 + 0.08 / len(metrics)))
-    fig.tight_layout()
+    # The legend gets its own strip above the panels, so it covers no axis label.
+    strip = 0.45 / (2.2 * len(metrics))
+    fig.tight_layout(rect=(0, 0, 1, 1 - strip))
+    fig.legend(loc="upper center", ncol=min(len(names), 6), bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _save(fig, path)
 
 
