@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from typing import Any, Callable
 
 import torch
@@ -97,5 +96,3 @@ class WeightedGeneratorLoss:
 
     def __repr__(self) -> str:
         return f"WeightedGeneratorLoss(eta={self.eta}, loss={self.loss!r})"
-
-

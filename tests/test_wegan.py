@@ -88,7 +88,7 @@ def test_value_and_gradient(loss, per_sample, shape):
     wg = WeightedGeneratorLoss(0.1, loss=loss)
     value = wg(d)
     w = weights_by_hand(1 / (1 + np.exp(-d_np)), 0.1)
-    assert float(value) == pytest.approx(float(np.sum(w * per_sample(d_np))), abs=1e-12)
+    assert float(value.detach()) == pytest.approx(float(np.sum(w * per_sample(d_np))), abs=1e-12)
     value.backward()
     # Weights are constants: d(sum w_i l_i)/d d_i = w_i l_i'(d_i), checked by central differences of l.
     h = 1e-6

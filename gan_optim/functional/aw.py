@@ -56,8 +56,7 @@ def aw_weights_from_geometry(norm_real: torch.Tensor, norm_fake: torch.Tensor, c
     # Case 3: w_r = -<g_r,g_f>/(|g_r|^2 |g_f|) = -cos/|g_r|, w_f = 1/|g_f|.
     w_r = torch.where(favour_real, inv_r,
                       torch.where(favour_fake, torch.where(obtuse, -cos * inv_r, zero), inv_r))
-    w_f = torch.where(favour_real, torch.where(obtuse, -cos * inv_f, zero),
-                      torch.where(favour_fake, inv_f, inv_f))
+    w_f = torch.where(favour_real, torch.where(obtuse, -cos * inv_f, zero), inv_f)
     case = torch.where(favour_real, torch.where(obtuse, 1, 2),
                        torch.where(favour_fake, torch.where(obtuse, 3, 4), 5))
     return w_r + eps, w_f + eps, case
