@@ -49,7 +49,7 @@ def train(components, G, D, data):
             loss = wg(D(fake))
             loss.backward()
             tt.step_g()
-            loss_g = float(loss)
+            loss_g = float(loss.detach())
             with torch.no_grad():
                 loss_d = float(torch.relu(1 - D(x_real)).mean() + torch.relu(1 + D(fake)).mean())
         sched.observe(loss_g=loss_g + 1.0, loss_d=loss_d)
