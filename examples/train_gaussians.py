@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as nnf
 
 from gan_optim import AdaptiveScheduler, AWDiscriminatorLoss, FreeAdvDiscriminator, TwoTimescale, WeightedGeneratorLoss
+from gan_optim.experiments.metrics import mmd_rbf as mmd  # squared MMD, Gaussian kernel
 
 TECHNIQUES = ("baseline", "aw", "wegan", "adaptive", "ttur", "freeadv")
 
@@ -29,13 +30,6 @@ def ring(n: int, generator: torch.Generator, radius: float = 2.0, std: float = 0
 
 def mlp(inp: int, out: int, width: int = 64) -> nn.Module:
     return nn.Sequential(nn.Linear(inp, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, out))
-
-
-def mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 1.0) -> float:
-    """Biased squared MMD with a Gaussian kernel."""
-    def k(a, b):
-        return torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth ** 2)).mean()
-    return float(k(x, x) + k(y, y) - 2 * k(x, y))
 
 
 def train(technique: str = "baseline", steps: int = 1000, batch: int = 128, seed: int = 0) -> dict[str, float]:

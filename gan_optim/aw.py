@@ -272,7 +272,8 @@ class AWDiscriminatorLoss:
         self.loss = state["loss"]
         self.alpha1, self.alpha2 = float(state["alpha1"]), float(state["alpha2"])
         self.eps, self.delta = float(state["eps"]), float(state["delta"])
-        self.nonfinite = state.get("nonfinite", self.nonfinite)
+        # With a GradScaler attached, non-finite values must reach it (see ``scaler``).
+        self.nonfinite = "propagate" if self.scaler is not None else state.get("nonfinite", self.nonfinite)
         self.steps = int(state["steps"])
         self.last = None if state["last"] is None else AWStats(**state["last"])
 

@@ -33,9 +33,6 @@ class TwoTimescaleWarning(UserWarning):
 
 def _build_optimizer(name: str, source: Any, lr: float | None, default_lr: float, optimizer_cls, kwargs):
     if isinstance(source, torch.optim.Optimizer):
-        if kwargs:
-            raise ValueError(f"Invalid optimizer_kwargs: they apply only when building optimizers, but {name} "
-                             "is already an optimizer")
         if lr is not None:
             for group in source.param_groups:
                 group["lr"] = lr
@@ -102,17 +99,16 @@ class TwoTimescale:
             check_real("lr_d", lr_d, low=0.0, low_open=True)
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise TypeError(f"Invalid optimizer: expected a torch.optim.Optimizer class, got {optimizer!r}")
-        if optimizer is torch.optim.Adam and "betas" not in optimizer_kwargs:
-            optimizer_kwargs = {**optimizer_kwargs, "betas": (0.5, 0.999)}
-        building = not (isinstance(generator, torch.optim.Optimizer) and isinstance(discriminator,
-                                                                                       torch.optim.Optimizer))
-        kwargs = optimizer_kwargs if building else {}
-        if not building and set(optimizer_kwargs) - {"betas"}:
-            raise ValueError("Invalid optimizer_kwargs: they apply only when building optimizers")
-        self.g_optimizer = _build_optimizer("generator", generator, lr_g, DEFAULT_LR_G, optimizer,
-                                            kwargs if not isinstance(generator, torch.optim.Optimizer) else {})
+        wraps = [isinstance(x, torch.optim.Optimizer) for x in (generator, discriminator)]
+        if all(wraps) and optimizer_kwargs:
+            raise ValueError(f"Invalid optimizer_kwargs: {sorted(optimizer_kwargs)} apply only when building "
+                             "optimizers, and both generator and discriminator are optimizers already")
+        build_kwargs = dict(optimizer_kwargs)
+        if optimizer is torch.optim.Adam:
+            build_kwargs.setdefault("betas", (0.5, 0.999))
+        self.g_optimizer = _build_optimizer("generator", generator, lr_g, DEFAULT_LR_G, optimizer, build_kwargs)
         self.d_optimizer = _build_optimizer("discriminator", discriminator, lr_d, DEFAULT_LR_D, optimizer,
-                                            kwargs if not isinstance(discriminator, torch.optim.Optimizer) else {})
+                                            build_kwargs)
         self.check_finite = bool(check_finite)
         self.steps_g = 0
         self.steps_d = 0

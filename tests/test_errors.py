@@ -103,6 +103,8 @@ CASES = [
     ("ttur bad optimizer class", TypeError, "optimizer", lambda e: TwoTimescale(e["G"], e["D"], optimizer=dict)),
     ("ttur bad schedule", TypeError, "g_schedule", lambda e: TwoTimescale(e["G"], e["D"], g_schedule="cosine")),
     ("ttur step which", ValueError, "which", lambda e: e["tt"].step("both")),
+    ("ttur kwargs for two optimizers", ValueError, "optimizer_kwargs",
+     lambda e: TwoTimescale(torch.optim.SGD(e["G"].parameters(), lr=0.1), e["opt"], betas=(0.0, 0.9))),
     ("freeadv negative epsilon", ValueError, "epsilon", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], epsilon=-0.1)),
     ("freeadv replays 0", ValueError, "replays", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], replays=0)),
     ("freeadv float replays", TypeError, "replays", lambda e: FreeAdvDiscriminator(e["D"], e["opt"], replays=2.0)),
