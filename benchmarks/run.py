@@ -6,7 +6,7 @@
     python benchmarks/run.py --device cuda
 
 All options: ``python benchmarks/run.py --help``. The runner itself lives in
-:mod:`gan_optim.bench`, so the installed command and this script measure the
+:mod:`gan_optim_benchmarks.bench`, so the installed command and this script measure the
 same thing.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from gan_optim.bench import main
+from gan_optim_benchmarks.bench import main
 
 if __name__ == "__main__":
     sys.exit(main("bench", sys.argv[1:]))

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gan_optim import AdaptiveScheduler, AWDiscriminatorLoss, FreeAdvDiscriminator, TwoTimescale, WeightedGeneratorLoss
-from gan_optim.integrations.lightning import GanOptimCheckpoints
+from gan_optim.adapters.lightning import GanOptimCheckpoints
 
 
 def ring_dataset(n: int = 512, seed: int = 0, radius: float = 2.0, std: float = 0.05) -> torch.utils.data.Dataset:

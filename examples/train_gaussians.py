@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as nnf
 
 from gan_optim import AdaptiveScheduler, AWDiscriminatorLoss, FreeAdvDiscriminator, TwoTimescale, WeightedGeneratorLoss
-from gan_optim.experiments.metrics import mmd_rbf as mmd  # squared MMD, Gaussian kernel
+from gan_optim_experiments.metrics import mmd_rbf as mmd  # squared MMD, Gaussian kernel
 
 TECHNIQUES = ("baseline", "aw", "wegan", "adaptive", "ttur", "freeadv")
 

@@ -12,9 +12,9 @@ from typing import Sequence
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
-    "compare": ("gan_optim.experiments.cli", "run techniques side by side on a small task"),
-    "reproduce": ("gan_optim.experiments.cli", "run one paper claim's exact setting and print a verdict"),
-    "bench": ("gan_optim.bench", "time each component against a hand-written plain step"),
+    "compare": ("gan_optim_experiments.cli", "run techniques side by side on a small task"),
+    "reproduce": ("gan_optim_experiments.cli", "run one paper claim's exact setting and print a verdict"),
+    "bench": ("gan_optim_benchmarks.bench", "time each component against a hand-written plain step"),
     "biggan": ("gan_optim.adapters.launch", "run BigGAN-PyTorch's train.py patched with a technique"),
     "autogan": ("gan_optim.adapters.launch", "run AutoGAN's train.py patched with a technique"),
 }

@@ -79,7 +79,7 @@ class TwoTimescale:
     ``tt.step(sched.next_update())``.
 
     Under PyTorch Lightning, build it on ``self.optimizers()`` and let
-    :class:`gan_optim.integrations.lightning.GanOptimCheckpoints` save and
+    :class:`gan_optim.adapters.lightning.GanOptimCheckpoints` save and
     restore it: loading a state dict through Lightning's optimizer wrappers
     otherwise leaves the wrapper's learning rates detached from the optimizer
     Lightning steps (the mixin reconnects them).

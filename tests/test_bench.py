@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import gan_optim.functional as F
-from gan_optim import bench
+from gan_optim_benchmarks import bench
 
 #: Smaller than --quick: the whole grid runs in seconds.
 TINY = bench.BenchSizes(batch=4, mlp_hidden=8, dcgan_width=2, resnet_width=2, repeats=2, warmup=1)

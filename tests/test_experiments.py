@@ -11,16 +11,16 @@ import pytest
 import scipy.linalg
 import torch
 
-from gan_optim.experiments import metrics as M
-from gan_optim.experiments.claims import CLAIMS, run_claim
-from gan_optim.experiments.runner import (
+from gan_optim_experiments import metrics as M
+from gan_optim_experiments.claims import CLAIMS, run_claim
+from gan_optim_experiments.runner import (
     parse_technique,
     run_compare,
     summarize,
     train_run,
 )
-from gan_optim.experiments.tasks import make_task
-from gan_optim.experiments.toys import (
+from gan_optim_experiments.tasks import make_task
+from gan_optim_experiments.toys import (
     SADDLE_SETTINGS,
     angles_run,
     dirac_run,
@@ -222,7 +222,7 @@ def test_reproduce_cli_prints_verdict(tmp_path, capsys):
 
 
 def test_compare_cli_rejects_bad_input(tmp_path, capsys):
-    from gan_optim.experiments.cli import main
+    from gan_optim_experiments.cli import main
 
     assert main("compare", ["--techniques", "bogus", "--steps", "1", "--no-progress", "--out", str(tmp_path)]) == 2
     assert main("compare", ["--target", "nope=1", "--steps", "1", "--out", str(tmp_path)]) == 2

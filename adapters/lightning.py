@@ -10,7 +10,7 @@ Use with manual optimization (GAN training steps two optimizers)::
 
     import lightning as L
     from gan_optim import AWDiscriminatorLoss, TwoTimescale
-    from gan_optim.integrations.lightning import GanOptimCheckpoints
+    from gan_optim.adapters.lightning import GanOptimCheckpoints
 
     class GAN(GanOptimCheckpoints, L.LightningModule):   # the mixin first
         def __init__(self):
@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..adaptive import AdaptiveScheduler
-from ..aw import AWDiscriminatorLoss
-from ..freeadv import FreeAdvDiscriminator
-from ..ttur import TwoTimescale
-from ..wegan import WeightedGeneratorLoss
+from gan_optim.adaptive import AdaptiveScheduler
+from gan_optim.aw import AWDiscriminatorLoss
+from gan_optim.freeadv import FreeAdvDiscriminator
+from gan_optim.ttur import TwoTimescale
+from gan_optim.wegan import WeightedGeneratorLoss
 
 __all__ = ["COMPONENT_TYPES", "CHECKPOINT_KEY", "GanOptimCheckpoints"]
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 
-from ..adaptive import AdaptiveScheduler
-from ..aw import AWDiscriminatorLoss
-from ..freeadv import FreeAdvDiscriminator
-from ..ttur import TwoTimescale
-from ..wegan import WeightedGeneratorLoss
+from gan_optim.adaptive import AdaptiveScheduler
+from gan_optim.aw import AWDiscriminatorLoss
+from gan_optim.freeadv import FreeAdvDiscriminator
+from gan_optim.ttur import TwoTimescale
+from gan_optim.wegan import WeightedGeneratorLoss
 
 __all__ = ["OPTIONS", "TECHNIQUES", "build_components", "check_options"]
 

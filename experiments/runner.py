@@ -30,14 +30,14 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as nnf
 
-from .. import (
+from gan_optim import (
     AdaptiveScheduler,
     AWDiscriminatorLoss,
     FreeAdvDiscriminator,
     TwoTimescale,
     WeightedGeneratorLoss,
 )
-from ..functional.losses import d_loss_fake, d_loss_real
+from gan_optim.functional.losses import d_loss_fake, d_loss_real
 from .tasks import GANTask
 
 __all__ = [

@@ -57,11 +57,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-from .adaptive import AdaptiveScheduler
-from .aw import AWDiscriminatorLoss
-from .freeadv import FreeAdvDiscriminator
-from .ttur import TwoTimescale
-from .wegan import WeightedGeneratorLoss
+from gan_optim.adaptive import AdaptiveScheduler
+from gan_optim.aw import AWDiscriminatorLoss
+from gan_optim.freeadv import FreeAdvDiscriminator
+from gan_optim.ttur import TwoTimescale
+from gan_optim.wegan import WeightedGeneratorLoss
 
 __all__ = [
     "BenchResult",
@@ -597,7 +597,7 @@ def _replayed_peak(events: list, boundary_ns: int) -> int:
     return (peak - at_boundary) if crossed else 0
 
 
-_MEASURED_STEP = "gan_optim.bench.measured_step"
+_MEASURED_STEP = "gan_optim_benchmarks.bench.measured_step"
 
 
 def peak_step_memory(step: Step, device: torch.device, *, quiet: bool = False) -> int:

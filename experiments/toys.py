@@ -16,8 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as nnf
 
-from .. import AdaptiveScheduler, AWDiscriminatorLoss, TwoTimescale
-from ..functional.losses import d_loss_fake, d_loss_real
+from gan_optim import AdaptiveScheduler, AWDiscriminatorLoss, TwoTimescale
+from gan_optim.functional.losses import d_loss_fake, d_loss_real
 from .tasks import make_task
 
 __all__ = ["SADDLE_SETTINGS", "angles_run", "dirac_run", "saddle_run"]

@@ -1,1 +1,0 @@
-"""Integrations with training frameworks (imported on demand; none is a dependency of gan_optim)."""
