@@ -8,7 +8,7 @@ import torch
 
 from . import _dist
 from ._checks import check_int, check_real, check_state_keys, require_finite
-from .functional.adaptive import RATIO_EPS, choose_update, loss_change_ratio
+from .functional.adaptive import RATIO_EPS, TIE_RTOL, choose_update, loss_change_ratio
 
 __all__ = ["AdaptiveScheduler"]
 
@@ -65,16 +65,22 @@ class AdaptiveScheduler:
             follows the paper exactly.
         eps: floor on :math:`|L^p|` in the ratio (WGAN losses cross zero), see
             :func:`gan_optim.functional.loss_change_ratio`.
+        tie_rtol: ratios within this relative tolerance are a tie, and a tie
+            goes to G (see :func:`gan_optim.functional.choose_update`): equal
+            ratios reached by different float operations are not decided by
+            rounding.
 
     Under ``torch.distributed``, :meth:`observe` averages the losses over ranks
     first, so every rank makes the same choice.
     """
 
-    def __init__(self, lam: float = 1.0, *, max_consecutive: int | None = None, eps: float = RATIO_EPS) -> None:
+    def __init__(self, lam: float = 1.0, *, max_consecutive: int | None = None, eps: float = RATIO_EPS,
+                 tie_rtol: float = TIE_RTOL) -> None:
         self.lam = check_real("lam", lam, low=0.0, low_open=True)
         self.max_consecutive = None if max_consecutive is None else check_int("max_consecutive", max_consecutive,
                                                                               low=1)
         self.eps = check_real("eps", eps, low=0.0, low_open=True)
+        self.tie_rtol = check_real("tie_rtol", tie_rtol, low=0.0, high=1.0, high_open=True)
         self.ratio_d = 1.0
         self.ratio_g = 1.0
         self.prev_loss_d: float | None = None
@@ -88,7 +94,7 @@ class AdaptiveScheduler:
     def next_update(self) -> str:
         """``"D"`` or ``"G"``: which network to update in this iteration."""
         if self._pending is None:
-            choice = choose_update(self.ratio_d, self.ratio_g, self.lam)
+            choice = choose_update(self.ratio_d, self.ratio_g, self.lam, tie_rtol=self.tie_rtol)
             if (self.max_consecutive is not None and choice == self.last_choice
                     and self.run_length >= self.max_consecutive):
                 choice = "G" if choice == "D" else "D"
@@ -114,7 +120,7 @@ class AdaptiveScheduler:
         self._pending = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"lam": self.lam, "max_consecutive": self.max_consecutive, "eps": self.eps,
+        return {"lam": self.lam, "max_consecutive": self.max_consecutive, "eps": self.eps, "tie_rtol": self.tie_rtol,
                 "ratio_d": self.ratio_d, "ratio_g": self.ratio_g, "prev_loss_d": self.prev_loss_d,
                 "prev_loss_g": self.prev_loss_g, "counts": dict(self.counts), "last_choice": self.last_choice,
                 "run_length": self.run_length, "iteration": self.iteration, "pending": self._pending}
@@ -127,7 +133,8 @@ class AdaptiveScheduler:
         eps = check_real("eps", state["eps"], low=0.0, low_open=True)
         mc = state["max_consecutive"]
         mc = None if mc is None else check_int("max_consecutive", mc, low=1)
-        self.lam, self.eps, self.max_consecutive = lam, eps, mc
+        tie_rtol = check_real("tie_rtol", state.get("tie_rtol", TIE_RTOL), low=0.0, high=1.0, high_open=True)
+        self.lam, self.eps, self.max_consecutive, self.tie_rtol = lam, eps, mc, tie_rtol
         self.ratio_d, self.ratio_g = float(state["ratio_d"]), float(state["ratio_g"])
         self.prev_loss_d, self.prev_loss_g = state["prev_loss_d"], state["prev_loss_g"]
         self.counts = {"D": int(state["counts"]["D"]), "G": int(state["counts"]["G"])}

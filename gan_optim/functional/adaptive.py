@@ -7,6 +7,9 @@ import torch
 #: Default floor on |previous| in :func:`loss_change_ratio`.
 RATIO_EPS = 1e-8
 
+#: Default relative tolerance under which ``r_d`` and ``lam * r_g`` are a tie (see :func:`choose_update`).
+TIE_RTOL = 1e-6
+
 
 def loss_change_ratio(current, previous, *, eps: float = RATIO_EPS):
     r"""Relative loss change :math:`r = |(L^c - L^p) / L^p|` (Ouyang & Agam, eq. 4).
@@ -25,6 +28,21 @@ def loss_change_ratio(current, previous, *, eps: float = RATIO_EPS):
     return abs(float(current) - float(previous)) / max(abs(float(previous)), eps)
 
 
-def choose_update(ratio_d: float, ratio_g: float, lam: float = 1.0) -> str:
-    """``"D"`` iff ``r_d > lam * r_g``, else ``"G"`` (Ouyang & Agam, Algorithm 1, line 4)."""
-    return "D" if ratio_d > lam * ratio_g else "G"
+def choose_update(ratio_d: float, ratio_g: float, lam: float = 1.0, *, tie_rtol: float = TIE_RTOL) -> str:
+    r"""``"D"`` iff :math:`r_d > \lambda r_g`, else ``"G"`` (Ouyang & Agam, Algorithm 1, line 4).
+
+    The comparison is made in float64, and ratios within a relative
+    ``tie_rtol`` of each other are a tie, which goes to G ("D iff
+    :math:`r_d > \lambda r_g`"):
+
+    .. math::
+        \text{D} \iff r_d - \lambda r_g > \text{tie\_rtol}\cdot\max(r_d, \lambda r_g).
+
+    Why: ratios that are equal analytically often differ in their last bits
+    because the two losses are computed by different float operations. On the
+    Dirac-WGAN, for instance, :math:`r_d = r_g = |\Delta\psi/\psi|` after every
+    D step; without the tolerance the choice would be decided by rounding.
+    ``tie_rtol = 0`` compares exactly.
+    """
+    excess = float(ratio_d) - float(lam) * float(ratio_g)
+    return "D" if excess > tie_rtol * max(abs(float(ratio_d)), abs(float(lam) * float(ratio_g))) else "G"
