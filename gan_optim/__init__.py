@@ -17,7 +17,7 @@ from .freeadv import FreeAdvDiscriminator
 from .ttur import TwoTimescale, TwoTimescaleWarning
 from .wegan import WeightedGeneratorLoss
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AWDiscriminatorLoss",
