@@ -55,8 +55,13 @@ def build_components(technique: str, options: dict[str, Any], G: torch.nn.Module
     if technique == "adaptive":
         return {"adaptive": AdaptiveScheduler(lam=o["lam"], max_consecutive=o["max_consecutive"])}
     if technique == "ttur":
-        return {"ttur": TwoTimescale(opt_g, opt_d, lr_g=o["lr_g"], lr_d=o["lr_d"], g_schedule=o["g_schedule"],
-                                     d_schedule=o["d_schedule"])}
+        # The technique is the two rates: set them on the baseline's optimizers (TwoTimescale
+        # would warn that it does so).
+        for opt, lr in ((opt_g, o["lr_g"]), (opt_d, o["lr_d"])):
+            if lr is not None:
+                for group in opt.param_groups:
+                    group["lr"] = group["initial_lr"] = lr
+        return {"ttur": TwoTimescale(opt_g, opt_d, g_schedule=o["g_schedule"], d_schedule=o["d_schedule"])}
     if technique == "freeadv":
         return {"freeadv": FreeAdvDiscriminator(D, opt_d, loss=o["loss"], epsilon=o["epsilon"],
                                                 step_size=o["step_size"], replays=o["replays"], norm=o["norm"],

@@ -140,7 +140,7 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
                 if fa is not None:
                     x_fake = _fake(gen_net, z, x_real)
                     stats = fa.step(x_real, x_fake)
-                    d_loss = torch.tensor(stats["loss_real"] + stats["loss_fake"])
+                    d_loss = (stats.loss_real + stats.loss_fake).detach()
                 else:
                     # AutoGAN's order: zero_grad, D(real), G(z), D(fake).
                     dis_optimizer.zero_grad()

@@ -117,8 +117,7 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
                 if fa is not None:
                     G_z, y_fake = fake_batch()
                     stats = fa.step(xs[counter], G_z, ys[counter], fake_args=(y_fake,))
-                    loss_real = torch.tensor(stats["loss_real"])
-                    loss_fake = torch.tensor(stats["loss_fake"])
+                    loss_real, loss_fake = stats.loss_real, stats.loss_fake
                     d_fake = None
                 else:
                     d_fake, d_real = GD(z_[:bs], y_[:bs], xs[counter], ys[counter], train_G=False,

@@ -83,7 +83,7 @@ class GAN(GanOptimCheckpoints, L.LightningModule):
             fake = self.G(z).detach()
             if self.fa is not None:
                 stats = self.fa.step(x_real, fake)
-                loss_d = torch.tensor(stats["loss_real"] + stats["loss_fake"])
+                loss_d = (stats.loss_real + stats.loss_fake).detach()
             else:
                 self.tt.zero_grad("D")
                 if self.aw is not None:

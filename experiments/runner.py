@@ -180,7 +180,7 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
         if fa is not None:
             stats = fa.step(x, fake)
             result.d_updates += fa.replays
-            loss_d = stats["loss_real"] + stats["loss_fake"]
+            loss_d = float(stats.loss_real + stats.loss_fake)
             if need_g_loss:
                 with torch.no_grad():
                     loss_g = float(_g_loss_plain(D(fake)))

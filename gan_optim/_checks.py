@@ -85,3 +85,28 @@ def check_state_keys(name: str, state: Any, required: Iterable[str]) -> dict:
     if missing:
         raise ValueError(f"Invalid {name}: missing keys {missing}")
     return state
+
+
+_SCALER_METHODS = ("scale", "step", "unscale_", "get_scale", "is_enabled", "update")
+
+
+def check_scaler(name: str, value: Any) -> Any:
+    """``None`` or a ``torch.amp.GradScaler`` (anything with its methods)."""
+    if value is None:
+        return None
+    missing = [m for m in _SCALER_METHODS if not callable(getattr(value, m, None))]
+    if missing:
+        raise TypeError(f"Invalid {name}: expected a torch.amp.GradScaler, got {type(value).__name__} "
+                        f"(it has no {', '.join(missing)})")
+    return value
+
+
+def resolve_nonfinite(nonfinite: Any, scaler: Any) -> str:
+    """The mixed-precision contract: ``None`` means "raise" without a scaler and "propagate" with one."""
+    if nonfinite is None:
+        return "propagate" if scaler is not None else "raise"
+    check_choice("nonfinite", nonfinite, ("raise", "propagate"))
+    if nonfinite == "raise" and scaler is not None:
+        raise ValueError("Invalid nonfinite: 'raise' together with a scaler (the scaler must see non-finite "
+                         "gradients to skip the step and back off); leave nonfinite unset")
+    return str(nonfinite)

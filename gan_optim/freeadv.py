@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -12,34 +13,51 @@ from ._checks import (
     check_module,
     check_optimizer,
     check_real,
-    check_state_keys,
+    check_scaler,
     check_tensor,
+    resolve_nonfinite,
 )
-from .functional.freeadv import NORMS, perturbation_step
-from .ttur import TwoTimescale
+from ._component import Component
+from .functional.freeadv import DELTA_INITS, NORMS, initial_perturbation, perturbation_step, perturbed_input
 from .functional.losses import (
     D_LOSSES,
+    KL_DIRECTIONS,
     d_loss_fake,
     d_loss_real,
     fastgan_d_loss_fake,
     fastgan_d_loss_real,
 )
+from .ttur import TwoTimescale
 
-__all__ = ["FreeAdvDiscriminator"]
+__all__ = ["FreeAdvDiscriminator", "FreeAdvStats"]
 
 FREEADV_LOSSES = D_LOSSES + ("hinge_ac",)
 
 
-class FreeAdvDiscriminator:
+@dataclass(frozen=True)
+class FreeAdvStats:
+    """Statistics of one :meth:`FreeAdvDiscriminator.step`, as 0-d tensors (no GPU sync until you read them)."""
+
+    loss_real: torch.Tensor  #: the last replay's real loss (at the perturbed input)
+    loss_fake: torch.Tensor  #: the last replay's fake loss
+    delta_max: torch.Tensor  #: max |delta| after the step
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(getattr(self, k)) for k in ("loss_real", "loss_fake", "delta_max")}
+
+
+class FreeAdvDiscriminator(Component[FreeAdvStats]):
     r"""D steps with free adversarial training on the real batch (Zhong, Liu & Hsieh, "FastGAN", 2020).
 
-    Algorithm 1 of the paper, D part: per replay ``r = 1..replays`` on the same
-    batch,
+    Algorithm 1 of the paper, D part, as the authors' official code runs it
+    (``train_free.py`` with ``tools/adv_tools/pgd_free.py``): per replay
+    ``r = 1..replays`` on the same batch,
 
     .. math::
-        g_w, g_x &= \nabla_{w} L_r(D(x_r + \delta)),\ \nabla_{x} L_r(D(x_r + \delta))
+        \tilde x &= \operatorname{clamp}(x_r + \delta,\ lo,\ hi) \\
+        g_w, g_x &= \nabla_{w} L_r(D(\tilde x)),\ \nabla_{\tilde x} L_r(D(\tilde x))
             \quad\text{(one backward)} \\
-        \delta &\leftarrow \Pi_{\|\delta\|_\infty \le \epsilon}\big(\delta + \alpha\,\operatorname{sign}(g_x)\big) \\
+        \delta &\leftarrow \Pi_{\|\delta\| \le \epsilon}\big(\delta + \alpha\,\operatorname{sign}(g_x)\big) \\
         g_w &\mathrel{+}= \nabla_w L_f(D(x_f)) \quad\text{(the same } x_f \text{ every replay)} \\
         w &\leftarrow \text{optimizer step}(g_w)
 
@@ -47,12 +65,22 @@ class FreeAdvDiscriminator:
     moves to make D's real loss worse (eq. 4's inner minimisation of
     :math:`\log D(x_r + \epsilon)`). There is no extra backward: the weight and
     input gradients come from the same pass. :math:`\delta` persists across
-    calls (warm start, "free" adversarial training) and is re-initialised to 0
-    when the batch's shape, dtype or device changes (e.g. a short last batch).
+    calls (warm start, "free" adversarial training) and lives in the
+    :math:`\epsilon`-ball only; the data range clamps D's *input* on every replay.
+    It is drawn afresh (``delta_init``) when the batch's shape, dtype or device
+    changes (e.g. a short last batch).
 
-    The paper's Algorithm 1 takes a weight step after the real half *and* after
-    the fake half of each replay (lines 9 and 12); ``steps_per_replay=2``
-    follows it literally. The default, 1, steps once per replay on the sum.
+    Where the paper's text and the official code differ, the defaults follow the
+    official code, which produced the paper's numbers:
+
+    - ``delta_init="random"``: :math:`\delta` starts as N(0, 1) projected onto the
+      ball (the official ``pgd_rs``, always on); ``"zero"`` is Algorithm 1's text.
+    - ``kl="u||p"``: the fake-class term of ``"hinge_ac"`` is the official
+      KL(U‖p); eq. 13 prints KL(p‖U) (``kl="p||u"``).
+    - ``steps_per_replay=1``: one optimizer step per replay on the sum of the
+      two halves' gradients; the paper's Algorithm 1 takes a weight step after
+      the real *and* after the fake half (lines 9 and 12): ``steps_per_replay=2``.
+    - L2 steps and projections carry the official ``1e-8`` stabiliser.
 
     Use, replacing the D step of a plain loop::
 
@@ -63,9 +91,9 @@ class FreeAdvDiscriminator:
     Args:
         discriminator: D.
         optimizer: D's optimizer; :meth:`step` zeroes its gradients and steps it.
-            A :class:`~gan_optim.TwoTimescale` works too: its D optimizer is used
-            and every step goes through ``step_d``, so its counters and D's
-            schedule advance with the replays.
+            A :class:`~gan_optim.TwoTimescale` works too: its D optimizer is
+            stepped and :meth:`~gan_optim.TwoTimescale.record_step` is called for
+            every step taken, so its counters and D's schedule follow the replays.
         loss: ``"hinge"``, ``"bce"``, ``"wgan"``, or ``"hinge_ac"``: the paper's
             conditional loss (eqs. 13-14: hinge + auxiliary classifier on reals,
             KL to uniform on fakes weighted by ``alpha_f``); then D returns
@@ -76,37 +104,64 @@ class FreeAdvDiscriminator:
             ``epsilon``, as in Algorithm 1 (line 10).
         replays: adversarial steps per batch (paper: MAX_ADV_STEP = 2).
         norm: ``"linf"`` (the paper's) or ``"l2"`` (per-sample normalised steps).
-        data_range: keep ``x_real + delta`` inside it; ``None`` to skip.
-        atomic: on a non-finite loss, restore D (parameters, gradients,
-            buffers), the optimizer and :math:`\delta` to their state before the
-            call. Costs one copy of the parameters, gradients and optimizer state
-            per call; ``atomic=False`` skips it (then a failure in a later replay
-            leaves the earlier replays' steps applied).
+        data_range: D's real input is ``clamp(x + delta, *data_range)``; ``None``
+            to skip the clamp.
+        delta_init, kl: see above.
+        scaler: a ``torch.amp.GradScaler`` (the contract shared by every
+            component, docs/DISTRIBUTED.md): losses are scaled for backward, the
+            input gradient is unscaled before its step, non-finite values
+            propagate so the scaler skips and backs off, and :meth:`step` never
+            calls ``scaler.update()``: you do, once per iteration, as in a plain
+            loop. With several replays the scaler steps the last one; earlier
+            replays are unscaled and checked here, and an overflow in one of them
+            hands its gradients to the scaler at once (it skips, the remaining
+            replays are not run, and ``update()`` backs off). :math:`\delta` never
+            takes a non-finite step.
+        nonfinite: ``None`` (default): ``"raise"`` without a scaler,
+            ``"propagate"`` with one. ``"raise"`` raises ``FloatingPointError``
+            naming the quantity before the optimizer step it would spoil.
+        atomic: what an error (ours, D's, the optimizer's) leaves behind.
+            Always: an error before the call's first optimizer step changes
+            nothing (D's buffers and ``.grad`` are put back, at no copy cost for
+            the gradients). ``atomic=True`` extends this to errors after earlier
+            replays have stepped: D's parameters and the optimizer state (and a
+            TwoTimescale's) are copied once per call and restored on error.
     """
 
     def __init__(self, discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer | TwoTimescale, *,
-                 loss: str = "hinge",
-                 epsilon: float = 6e-3, step_size: float | None = None, replays: int = 2, norm: str = "linf",
-                 data_range: tuple[float, float] | None = (-1.0, 1.0), steps_per_replay: int = 1,
-                 alpha_f: float = 1.0, atomic: bool = True) -> None:
+                 loss: str = "hinge", epsilon: float = 6e-3, step_size: float | None = None, replays: int = 2,
+                 norm: str = "linf", data_range: tuple[float, float] | None = (-1.0, 1.0),
+                 steps_per_replay: int = 1, alpha_f: float = 1.0, delta_init: str = "random", kl: str = "u||p",
+                 scaler: Any = None, nonfinite: str | None = None, atomic: bool = False) -> None:
+        super().__init__()
         check_module("discriminator", discriminator)
-        self.two_timescale = optimizer if isinstance(optimizer, TwoTimescale) else None
-        if self.two_timescale is not None:
-            optimizer = self.two_timescale.d_optimizer
-        check_optimizer("optimizer", optimizer)
+        two_timescale = optimizer if isinstance(optimizer, TwoTimescale) else None
+        d_optimizer = check_optimizer("optimizer", optimizer.d_optimizer if two_timescale is not None else optimizer)
+        scaler = check_scaler("scaler", scaler)
+        if two_timescale is not None and two_timescale.scaler is not None:
+            if scaler is not None and scaler is not two_timescale.scaler:
+                raise ValueError("Invalid scaler: the TwoTimescale given as optimizer has another scaler")
+            scaler = two_timescale.scaler
+        config = self._validated_config(loss=loss, epsilon=epsilon, step_size=step_size, replays=replays, norm=norm,
+                                        data_range=data_range, steps_per_replay=steps_per_replay, alpha_f=alpha_f,
+                                        delta_init=delta_init, kl=kl)
+        self.nonfinite = resolve_nonfinite(nonfinite, scaler)
+        if not isinstance(atomic, bool):
+            raise TypeError(f"Invalid atomic: expected a bool, got {type(atomic).__name__}")
         self.discriminator = discriminator
-        self.optimizer = optimizer
-        self._configure(loss=loss, epsilon=epsilon, step_size=step_size, replays=replays, norm=norm,
-                        data_range=data_range, steps_per_replay=steps_per_replay, alpha_f=alpha_f)
-        self.atomic = bool(atomic)
+        self.optimizer = d_optimizer
+        self.two_timescale = two_timescale
+        self.scaler = scaler
+        self.atomic = atomic
+        self._apply_config(config)
         self.delta: torch.Tensor | None = None
         self._snapshot_store: dict[tuple, torch.Tensor] = {}
         self.steps = 0
-        self.last: dict[str, float] | None = None
-        #: Optional callback ``fn(stats: dict)`` after every step (logging).
-        self.callback: Callable[[dict[str, float]], None] | None = None
+        self.last: FreeAdvStats | None = None
 
-    def _configure(self, *, loss, epsilon, step_size, replays, norm, data_range, steps_per_replay, alpha_f) -> None:
+    @staticmethod
+    def _validated_config(*, loss: Any, epsilon: Any, step_size: Any, replays: Any, norm: Any, data_range: Any,
+                          steps_per_replay: Any, alpha_f: Any, delta_init: Any, kl: Any) -> dict[str, Any]:
         loss = check_choice("loss", loss, FREEADV_LOSSES)
         epsilon = check_real("epsilon", epsilon, low=0.0)
         step_size = epsilon if step_size is None else check_real("step_size", step_size, low=0.0)
@@ -117,29 +172,44 @@ class FreeAdvDiscriminator:
                 raise TypeError(f"Invalid data_range: expected (low, high) or None, got {data_range!r}")
             low, high = (check_real("data_range", v) for v in data_range)
             if not low < high:
-                raise ValueError(f"Invalid data_range: {data_range} (low must be < high)")
+                raise ValueError(f"Invalid data_range: {tuple(data_range)} (low must be < high)")
             data_range = (low, high)
         steps_per_replay = check_int("steps_per_replay", steps_per_replay, low=1)
         if steps_per_replay > 2:
             raise ValueError(f"Invalid steps_per_replay: {steps_per_replay} (1 or 2)")
         alpha_f = check_real("alpha_f", alpha_f, low=0.0)
-        self.loss, self.epsilon, self.step_size, self.replays = loss, epsilon, step_size, replays
-        self.norm, self.data_range, self.steps_per_replay, self.alpha_f = norm, data_range, steps_per_replay, alpha_f
+        delta_init = check_choice("delta_init", delta_init, DELTA_INITS)
+        kl = check_choice("kl", kl, KL_DIRECTIONS)
+        return {"loss": loss, "epsilon": epsilon, "step_size": step_size, "replays": replays, "norm": norm,
+                "data_range": data_range, "steps_per_replay": steps_per_replay, "alpha_f": alpha_f,
+                "delta_init": delta_init, "kl": kl}
+
+    def _apply_config(self, config: dict[str, Any]) -> None:
+        self.loss: str = config["loss"]
+        self.epsilon: float = config["epsilon"]
+        self.step_size: float = config["step_size"]
+        self.replays: int = config["replays"]
+        self.norm: str = config["norm"]
+        self.data_range: tuple[float, float] | None = config["data_range"]
+        self.steps_per_replay: int = config["steps_per_replay"]
+        self.alpha_f: float = config["alpha_f"]
+        self.delta_init: str = config["delta_init"]
+        self.kl: str = config["kl"]
 
     # ------------------------------------------------------------------ losses
-    def _real_loss(self, out, y_real):
+    def _real_loss(self, out: Any, y_real: torch.Tensor | None) -> torch.Tensor:
         if self.loss == "hinge_ac":
             adv, logits = out
             return fastgan_d_loss_real(adv, logits, y_real)
         return d_loss_real(out, self.loss)
 
-    def _fake_loss(self, out):
+    def _fake_loss(self, out: Any) -> torch.Tensor:
         if self.loss == "hinge_ac":
             adv, logits = out
-            return fastgan_d_loss_fake(adv, logits, self.alpha_f)
+            return fastgan_d_loss_fake(adv, logits, self.alpha_f, self.kl)
         return d_loss_fake(out, self.loss)
 
-    # -------------------------------------------------------------------- step
+    # --------------------------------------------------------- rollback state
     def _snapshot(self) -> dict[str, Any]:
         """Copy D's parameters, gradients, buffers and the optimizer state into buffers kept between calls."""
         D, opt = self.discriminator, self.optimizer
@@ -148,20 +218,13 @@ class FreeAdvDiscriminator:
         for i, p in enumerate(D.parameters()):
             sources.append(p.detach())
             keys.append(("param", i))
-            if p.grad is not None:
-                sources.append(p.grad.detach())
-                keys.append(("grad", i))
-        for i, b in enumerate(D.buffers()):
-            sources.append(b)
-            keys.append(("buffer", i))
-        scalars = {}
         for p, state in opt.state.items():
             for k, v in state.items():
                 if isinstance(v, torch.Tensor):
                     sources.append(v)
                     keys.append(("opt", id(p), k))
-                else:
-                    scalars[(id(p), k)] = v
+        scalars = {(id(p), k): v for p, state in opt.state.items() for k, v in state.items()
+                   if not isinstance(v, torch.Tensor)}
         store = self._snapshot_store
         for key, t in zip(keys, sources):
             kept = store.get(key)
@@ -171,18 +234,14 @@ class FreeAdvDiscriminator:
             torch._foreach_copy_([store[k] for k in keys], sources)
         tt = self.two_timescale
         ttur = None if tt is None else (tt.steps_d, None if tt.d_scheduler is None else tt.d_scheduler.state_dict(),
-                                        [g["lr"] for g in opt.param_groups])
-        return {"keys": set(keys), "scalars": scalars, "opt_params": {id(p) for p in opt.state},
-                "delta": self.delta, "ttur": ttur}
+                                        [g["lr"] for g in opt.param_groups], tt.last)
+        return {"keys": set(keys), "scalars": scalars, "opt_params": {id(p) for p in opt.state}, "ttur": ttur}
 
     def _restore(self, snap: dict[str, Any]) -> None:
         store, keys = self._snapshot_store, snap["keys"]
         with torch.no_grad():
             for i, p in enumerate(self.discriminator.parameters()):
                 p.copy_(store[("param", i)])
-                p.grad = store[("grad", i)].clone() if ("grad", i) in keys else None
-            for i, b in enumerate(self.discriminator.buffers()):
-                b.copy_(store[("buffer", i)])
             for p in list(self.optimizer.state.keys()):
                 if id(p) not in snap["opt_params"]:
                     del self.optimizer.state[p]  # the failed call created it
@@ -193,60 +252,75 @@ class FreeAdvDiscriminator:
                         state[k].copy_(store[("opt", id(p), k)])
                     elif (id(p), k) in snap["scalars"]:
                         state[k] = snap["scalars"][(id(p), k)]
-        self.delta = snap["delta"]
-        if snap["ttur"] is not None:
-            steps_d, sched_state, lrs = snap["ttur"]
-            self.two_timescale.steps_d = steps_d
-            if sched_state is not None:
-                self.two_timescale.d_scheduler.load_state_dict(sched_state)
+        if snap["ttur"] is not None and self.two_timescale is not None:
+            tt = self.two_timescale
+            tt.steps_d, sched_state, lrs, tt.last = snap["ttur"]
+            if sched_state is not None and tt.d_scheduler is not None:
+                tt.d_scheduler.load_state_dict(sched_state)
             for group, lr in zip(self.optimizer.param_groups, lrs):
                 group["lr"] = lr
 
-    def _ensure_delta(self, x_real: torch.Tensor) -> torch.Tensor:
-        d = self.delta
-        if d is None or d.shape != x_real.shape or d.dtype != x_real.dtype or d.device != x_real.device:
-            d = torch.zeros_like(x_real)
-        return d
+    # -------------------------------------------------------------------- step
+    def _new_delta(self, x_real: torch.Tensor) -> torch.Tensor:
+        return initial_perturbation(x_real, self.epsilon, self.norm, self.delta_init)
 
-    def _backward(self, loss: torch.Tensor, scaler) -> None:
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def _opt_step(self, scaler) -> None:
+    def _take_step(self) -> None:
+        self.optimizer.step()
         if self.two_timescale is not None:
-            self.two_timescale.step_d(scaler=scaler)
-            if scaler is not None:
-                scaler.update()
-        elif scaler is not None:
-            scaler.step(self.optimizer)
-            scaler.update()
-        else:
-            self.optimizer.step()
+            self.two_timescale.record_step("D")
 
-    def _check(self, named: list[tuple[str, torch.Tensor]], snap) -> None:
-        """One host sync for all the values of a replay; on failure undo the call and name the culprit."""
+    def _check(self, named: list[tuple[str, torch.Tensor]]) -> None:
+        """One host sync for all the values of a replay; raise naming the culprit."""
         finite = torch.stack([torch.isfinite(v.detach()).all() for _, v in named])
-        if bool(finite.all()):
-            return
-        bad = ", ".join(name for (name, _), ok in zip(named, finite.tolist()) if not ok)
-        if snap is not None:
-            self._restore(snap)
-            raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}; D, optimizer and delta unchanged")
-        raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}")
+        if not bool(finite.all()):
+            bad = ", ".join(name for (name, _), ok in zip(named, finite.tolist()) if not ok)
+            raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}")
+
+    def _grads(self) -> list[torch.Tensor]:
+        return [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+
+    def _optimizer_step(self, last: bool) -> bool:
+        """Step D's optimizer after a replay; False when the scaler skipped (the call then ends)."""
+        if self.scaler is None or not self.scaler.is_enabled():
+            self._take_step()
+            return True
+        if last:
+            taken: list[bool] = []
+            handle = self.optimizer.register_step_post_hook(lambda *_: taken.append(True))
+            try:
+                self.scaler.step(self.optimizer)
+            finally:
+                handle.remove()
+            if taken and self.two_timescale is not None:
+                self.two_timescale.record_step("D")
+            return bool(taken)
+        # An earlier replay: unscale and check here (the scaler steps once per update()).
+        grads = self._grads()
+        inv_scale = 1.0 / float(self.scaler.get_scale())
+        finite = not grads or bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
+        if not finite:
+            self.scaler.step(self.optimizer)  # sees the overflow: skips, and update() backs off
+            return False
+        torch._foreach_mul_(grads, inv_scale)
+        self._take_step()
+        return True
 
     def step(self, x_real: torch.Tensor, x_fake: torch.Tensor, *d_args: Any, y_real: torch.Tensor | None = None,
-             fake_args: tuple | None = None, fake_kwargs: dict | None = None, scaler: Any = None,
-             **d_kwargs: Any) -> dict[str, float]:
+             fake_args: tuple | None = None, fake_kwargs: dict | None = None, **d_kwargs: Any) -> FreeAdvStats:
         """Run the replays on one batch; returns the last replay's statistics.
 
         Extra positional and keyword arguments go to D on both halves, unless
         ``fake_args`` / ``fake_kwargs`` give the fake half its own (a
         projection D: ``fa.step(x, fake, y_real_labels, fake_args=(y_fake,))``).
-        ``y_real`` is the label target of the ``"hinge_ac"`` loss. With a ``GradScaler`` the losses are
-        scaled for backward (the sign of the input gradient is unaffected) and
-        the optimizer is stepped through it.
+        ``y_real`` is the label target of the ``"hinge_ac"`` loss.
         """
         check_tensor("x_real", x_real)
         check_tensor("x_fake", x_fake)
+        if x_real.dim() < 2:
+            raise ValueError(f"Invalid x_real: expected a batch of shape (N, ...), got {tuple(x_real.shape)}")
         if self.loss == "hinge_ac" and y_real is None:
             raise ValueError("Invalid y_real: the 'hinge_ac' loss needs the real batch's labels")
         if fake_args is not None and not isinstance(fake_args, (tuple, list)):
@@ -257,61 +331,131 @@ class FreeAdvDiscriminator:
         f_kwargs = d_kwargs if fake_kwargs is None else fake_kwargs
         x_fake = x_fake.detach()
         x_real = x_real.detach()
-        delta = self._ensure_delta(x_real)
-        # Forwards move BatchNorm statistics and earlier replays step D: keep a copy to undo them.
-        snap = self._snapshot() if self.atomic else None
         D = self.discriminator
-        loss_r = loss_f = None
-        for _ in range(self.replays):
-            self.optimizer.zero_grad(set_to_none=True)
-            x_adv = (x_real + delta).requires_grad_(True)
-            loss_r = self._real_loss(D(x_adv, *d_args, **d_kwargs), y_real)
-            self._backward(loss_r, scaler)
-            grad_x = x_adv.grad
-            if scaler is not None:
-                grad_x = grad_x / scaler.get_scale()
-            if self.steps_per_replay == 2:
-                self._check([("loss_real", loss_r), ("input gradient", grad_x)], snap)
-                self._opt_step(scaler)
+
+        # What an error must put back: gradients (the references; zero_grad only drops them),
+        # buffers (BatchNorm statistics move in every forward), the RNG if delta is drawn here.
+        held = {id(p): p for p in D.parameters()}
+        held.update({id(p): p for g in self.optimizer.param_groups for p in g["params"]})
+        saved_grads = [(p, p.grad) for p in held.values()]
+        saved_buffers = [(b, b.clone()) for b in D.buffers()]
+        delta = self.delta
+        fresh = (delta is None or delta.shape != x_real.shape or delta.dtype != x_real.dtype
+                 or delta.device != x_real.device)
+        rng = None
+        if fresh and self.delta_init == "random":
+            rng = (torch.random.get_rng_state(),
+                   torch.cuda.get_rng_state(x_real.device) if x_real.is_cuda else None)
+        snap = self._snapshot() if self.atomic else None
+        stepped = False
+        try:
+            if fresh:
+                delta = self._new_delta(x_real)
+            assert delta is not None
+            loss_r = loss_f = x_real.new_zeros(())
+            for replay in range(self.replays):
+                last = replay == self.replays - 1
                 self.optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm, x=x_real,
-                                          data_range=self.data_range)
-            loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
-            self._backward(loss_f, scaler)
-            checks = [("loss_fake", loss_f)]
-            if self.steps_per_replay == 1:
-                checks = [("loss_real", loss_r), ("input gradient", grad_x)] + checks
-            self._check(checks, snap)
-            self._opt_step(scaler)
+                # The official code's leaf: the clamped input itself, so a saturated pixel keeps its gradient.
+                x_adv = perturbed_input(x_real, delta, self.data_range).requires_grad_(True)
+                loss_r = self._real_loss(D(x_adv, *d_args, **d_kwargs), y_real)
+                self._backward(loss_r)
+                assert x_adv.grad is not None
+                grad_x = x_adv.grad
+                if self.scaler is not None:
+                    grad_x = grad_x / self.scaler.get_scale()
+                if self.steps_per_replay == 2:
+                    if self.nonfinite == "raise":
+                        self._check([("loss_real", loss_r), ("input gradient", grad_x)])
+                    ok = self._optimizer_step(last=False)
+                    stepped = True
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if not ok:
+                        break
+                with torch.no_grad():
+                    new_delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm)
+                    # A non-finite input gradient must not poison the persistent perturbation.
+                    delta = torch.where(torch.isfinite(new_delta).all(), new_delta, delta)
+                loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
+                self._backward(loss_f)
+                if self.nonfinite == "raise":
+                    checks = [("loss_fake", loss_f)]
+                    if self.steps_per_replay == 1:
+                        checks = [("loss_real", loss_r), ("input gradient", grad_x)] + checks
+                    self._check(checks)
+                ok = self._optimizer_step(last=last)
+                stepped = True
+                if not ok:
+                    break
+        except BaseException:
+            if snap is not None:
+                self._restore(snap)
+            if snap is not None or not stepped:
+                for p, g in saved_grads:
+                    p.grad = g
+                with torch.no_grad():
+                    for b, kept in saved_buffers:
+                        b.copy_(kept)
+            if rng is not None:
+                torch.random.set_rng_state(rng[0])
+                if rng[1] is not None:
+                    torch.cuda.set_rng_state(rng[1], x_real.device)
+            raise
         self.delta = delta
         self.steps += 1
-        self.last = {"loss_real": float(loss_r.detach()), "loss_fake": float(loss_f.detach()),
-                     "delta_max": float(delta.abs().max()) if delta.numel() else 0.0}
-        if self.callback is not None:
-            self.callback(self.last)
-        return self.last
+        stats = FreeAdvStats(loss_real=loss_r.detach(), loss_fake=loss_f.detach(),
+                             delta_max=delta.abs().max() if delta.numel() else delta.new_zeros(()))
+        self.last = stats
+        self._call_step_post_hooks(stats)
+        return stats
 
     # ------------------------------------------------------------ state dicts
     def state_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "epsilon": self.epsilon, "step_size": self.step_size, "replays": self.replays,
+        return {**self._state_header(),
+                "loss": self.loss, "epsilon": self.epsilon, "step_size": self.step_size, "replays": self.replays,
                 "norm": self.norm, "data_range": self.data_range, "steps_per_replay": self.steps_per_replay,
-                "alpha_f": self.alpha_f, "atomic": self.atomic, "steps": self.steps,
+                "alpha_f": self.alpha_f, "delta_init": self.delta_init, "kl": self.kl, "nonfinite": self.nonfinite,
+                "atomic": self.atomic, "steps": self.steps,
                 "delta": None if self.delta is None else self.delta.detach().clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_state_keys("state", state, ("loss", "epsilon", "step_size", "replays", "norm", "data_range",
-                                          "steps_per_replay", "alpha_f", "steps", "delta"))
+        """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing."""
+        keys = ("loss", "epsilon", "step_size", "replays", "norm", "data_range", "steps_per_replay", "alpha_f",
+                "delta_init", "kl", "nonfinite", "atomic", "steps", "delta")
+        self._check_state(state, keys)
+        data_range = state["data_range"]
+        config = self._validated_config(
+            loss=state["loss"], epsilon=state["epsilon"], step_size=state["step_size"], replays=state["replays"],
+            norm=state["norm"], data_range=tuple(data_range) if isinstance(data_range, list) else data_range,
+            steps_per_replay=state["steps_per_replay"], alpha_f=state["alpha_f"], delta_init=state["delta_init"],
+            kl=state["kl"])
+        # With a scaler attached, non-finite values must reach it, whatever the state says.
+        nonfinite = check_choice("state['nonfinite']", state["nonfinite"], ("raise", "propagate"))
+        if self.scaler is not None:
+            nonfinite = "propagate"
+        if not isinstance(state["atomic"], bool):
+            raise TypeError(f"Invalid state['atomic']: expected a bool, got {type(state['atomic']).__name__}")
+        steps = check_int("state['steps']", state["steps"], low=0)
         delta = state["delta"]
-        if delta is not None and not isinstance(delta, torch.Tensor):
-            raise TypeError(f"Invalid state['delta']: expected a tensor or None, got {type(delta).__name__}")
-        self._configure(loss=state["loss"], epsilon=state["epsilon"], step_size=state["step_size"],
-                        replays=state["replays"], norm=state["norm"], data_range=state["data_range"],
-                        steps_per_replay=state["steps_per_replay"], alpha_f=state["alpha_f"])
-        self.atomic = bool(state.get("atomic", self.atomic))
-        self.steps = int(state["steps"])
-        self.delta = None if delta is None else delta.clone()
+        if delta is not None:
+            check_tensor("state['delta']", delta)
+            if delta.dim() < 2:
+                raise ValueError(f"Invalid state['delta']: expected a batch of shape (N, ...), got "
+                                 f"{tuple(delta.shape)}")
+            if not bool(torch.isfinite(delta).all()):
+                raise ValueError("Invalid state['delta']: non-finite values")
+            size = (delta.abs().amax() if config["norm"] == "linf"
+                    else torch.linalg.vector_norm(delta.flatten(1), dim=1).amax()) if delta.numel() else 0.0
+            # The L2 projection leaves norms a rounding error above epsilon.
+            if float(size) > config["epsilon"] * (1 + 1e-5) + 1e-12:
+                raise ValueError(f"Invalid state['delta']: its {config['norm']} size {float(size)} exceeds "
+                                 f"epsilon {config['epsilon']}")
+        self._apply_config(config)
+        self.nonfinite = nonfinite
+        self.atomic = state["atomic"]
+        self.steps = steps
+        self.delta = None if delta is None else delta.detach().clone()
 
     def __repr__(self) -> str:
         return (f"FreeAdvDiscriminator(loss={self.loss!r}, epsilon={self.epsilon}, step_size={self.step_size}, "
-                f"replays={self.replays}, norm={self.norm!r})")
+                f"replays={self.replays}, norm={self.norm!r}, delta_init={self.delta_init!r}, kl={self.kl!r})")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Iterable, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal, Optional, Union
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
-from ._checks import check_choice, check_real, check_state_keys
-from .functional.ttur import two_timescale_violations
+from ._checks import check_choice, check_int, check_real, check_scaler
+from ._component import Component
+from .functional.ttur import PolynomialDecay, two_timescale_violations
 
-__all__ = ["TwoTimescale", "TwoTimescaleWarning"]
+__all__ = ["TTURStats", "TwoTimescale", "TwoTimescaleWarning"]
 
 #: The paper's WGAN-GP settings (CIFAR-10, LSUN): D (b) 3e-4, G (a) 1e-4.
 DEFAULT_LR_G = 1e-4
@@ -31,7 +33,25 @@ class TwoTimescaleWarning(UserWarning):
     """A learning-rate schedule breaks the two time-scale conditions (A2)."""
 
 
-def _build_optimizer(name: str, source: Any, lr: float | None, default_lr: float, optimizer_cls, kwargs):
+@dataclass(frozen=True)
+class TTURStats:
+    """One optimizer step taken by :class:`TwoTimescale` (host values: reading them never syncs)."""
+
+    network: str  #: "G" or "D"
+    lr: float  #: the learning rate the step used (first parameter group)
+    steps: int  #: that network's step count after the step
+
+
+def _check_source(name: str, source: Any) -> None:
+    if isinstance(source, (torch.optim.Optimizer, torch.nn.Module)):
+        return
+    if not isinstance(source, Iterable) or isinstance(source, (str, bytes, torch.Tensor)):
+        raise TypeError(f"Invalid {name}: expected an optimizer, a module or an iterable of parameters, "
+                        f"got {type(source).__name__}")
+
+
+def _build_optimizer(name: str, source: Any, lr: float | None, default_lr: float, optimizer_cls: type,
+                     kwargs: dict[str, Any]) -> torch.optim.Optimizer:
     if isinstance(source, torch.optim.Optimizer):
         if lr is not None:
             for group in source.param_groups:
@@ -40,17 +60,43 @@ def _build_optimizer(name: str, source: Any, lr: float | None, default_lr: float
         return source
     if isinstance(source, torch.nn.Module):
         params = [p for p in source.parameters() if p.requires_grad]
-    elif isinstance(source, Iterable) and not isinstance(source, (str, bytes, torch.Tensor)):
-        params = list(source)
     else:
-        raise TypeError(f"Invalid {name}: expected an optimizer, a module or an iterable of parameters, "
-                        f"got {type(source).__name__}")
+        params = list(source)
     if not params:
         raise ValueError(f"Invalid {name}: no parameters to optimise")
     return optimizer_cls(params, lr=default_lr if lr is None else lr, **kwargs)
 
 
-class TwoTimescale:
+def _check_schedule(name: str, schedule: Schedule, source: Any) -> None:
+    if schedule is None or callable(schedule) and not isinstance(schedule, LRScheduler):
+        return
+    if isinstance(schedule, LRScheduler):
+        if schedule.optimizer is not source:
+            raise ValueError(f"Invalid {name}: the scheduler is built on another optimizer")
+        return
+    if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
+        check_real(name, schedule, low=0.0)
+        return
+    raise TypeError(f"Invalid {name}: expected None, a float power, a callable or an LRScheduler, "
+                    f"got {type(schedule).__name__}")
+
+
+def _check_optimizer_state(name: str, optimizer: torch.optim.Optimizer, state: Any) -> None:
+    """The checks ``Optimizer.load_state_dict`` makes before it changes anything, made up front."""
+    if not isinstance(state, dict) or not {"state", "param_groups"} <= set(state):
+        raise ValueError(f"Invalid state[{name!r}]: expected an optimizer state dict")
+    groups = state["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"Invalid state[{name!r}]: {len(groups) if isinstance(groups, list) else groups!r} "
+                         f"parameter groups, the optimizer has {len(optimizer.param_groups)}")
+    for saved, group in zip(groups, optimizer.param_groups):
+        if not isinstance(saved, dict) or len(saved.get("params", ())) != len(group["params"]):
+            raise ValueError(f"Invalid state[{name!r}]: a parameter group's size differs from the optimizer's")
+    if not isinstance(state["state"], dict):
+        raise ValueError(f"Invalid state[{name!r}]['state']: expected a dict")
+
+
+class TwoTimescale(Component[TTURStats]):
     r"""G and D optimizers on their own time scales (Heusel et al., TTUR).
 
     .. math::
@@ -66,17 +112,33 @@ class TwoTimescale:
     Build from modules or parameter lists, or wrap optimizers you already have::
 
         tt = TwoTimescale(G, D)                          # Adam, lr 1e-4 / 3e-4
-        tt = TwoTimescale(opt_g, opt_d)                  # wrap existing ones
+        tt = TwoTimescale(opt_g, opt_d)                  # wrap existing ones, rates unchanged
         tt = TwoTimescale(G, D, g_schedule=0.75, d_schedule=0.6)  # a(n) ~ n^-0.75, b(n) ~ n^-0.6
 
+    What it changes in optimizers it wraps: nothing, unless you ask. ``lr_g`` /
+    ``lr_d`` given with an optimizer set that optimizer's ``lr`` and
+    ``initial_lr`` in every parameter group (with a warning); a schedule built
+    here (a float power or a callable) is a ``LambdaLR``, which records
+    ``initial_lr`` in the groups as every PyTorch scheduler does. Nothing is
+    changed before every argument has been accepted.
+
     Schedules, per side: ``None`` (constant rate), a float power ``p``
-    (``lr / (n+1)^p``, n that network's own update count), a callable
-    ``n -> factor`` (as ``LambdaLR``), or an ``LRScheduler`` already built on
-    that optimizer. When schedules are given, a :class:`TwoTimescaleWarning`
-    names any condition of (A2) that known schedules break.
+    (``lr / (n+1)^p``, n that network's own update count, see
+    :class:`gan_optim.functional.PolynomialDecay`), a callable ``n -> factor``
+    (as ``LambdaLR``), or an ``LRScheduler`` already built on that optimizer.
+    When schedules are given, a :class:`TwoTimescaleWarning` names any condition
+    of (A2) that known schedules break.
 
     Composes with :class:`~gan_optim.AdaptiveScheduler`:
-    ``tt.step(sched.next_update())``.
+    ``tt.step(sched.next_update())``. A wrapper that steps D's optimizer itself
+    (such as :class:`~gan_optim.FreeAdvDiscriminator`) calls :meth:`record_step`
+    after each step it takes, so the counters and schedules follow.
+
+    Mixed precision (the contract shared by every component, docs/DISTRIBUTED.md):
+    pass the ``GradScaler`` here (``scaler=``); every step then goes through
+    ``scaler.step``, and a step the scaler skips (non-finite gradients) advances
+    no counter and no schedule. The component never calls ``scaler.update()``:
+    you do, as in a plain loop.
 
     Under PyTorch Lightning, build it on ``self.optimizers()`` and let
     :class:`gan_optim.adapters.lightning.GanOptimCheckpoints` save and
@@ -86,52 +148,69 @@ class TwoTimescale:
 
     Args:
         check_finite: raise ``FloatingPointError`` (and skip the step) when a
-            gradient is non-finite. Steps taken through a ``GradScaler`` are not
-            checked: the scaler skips them itself.
+            gradient is non-finite. Off by default: the check costs a host sync
+            per step, and a plain optimizer does not make it. Not allowed with a
+            ``scaler`` (which skips such steps itself).
     """
 
     def __init__(self, generator: Any, discriminator: Any, *, lr_g: float | None = None,
                  lr_d: float | None = None, optimizer: type = torch.optim.Adam, g_schedule: Schedule = None,
-                 d_schedule: Schedule = None, check_finite: bool = True, **optimizer_kwargs: Any) -> None:
+                 d_schedule: Schedule = None, check_finite: bool = False, scaler: Any = None,
+                 **optimizer_kwargs: Any) -> None:
+        super().__init__()
+        # Every argument is checked before anything given is touched.
         if lr_g is not None:
-            check_real("lr_g", lr_g, low=0.0, low_open=True)
+            lr_g = check_real("lr_g", lr_g, low=0.0, low_open=True)
         if lr_d is not None:
-            check_real("lr_d", lr_d, low=0.0, low_open=True)
+            lr_d = check_real("lr_d", lr_d, low=0.0, low_open=True)
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise TypeError(f"Invalid optimizer: expected a torch.optim.Optimizer class, got {optimizer!r}")
+        _check_source("generator", generator)
+        _check_source("discriminator", discriminator)
+        if generator is discriminator:
+            raise ValueError("Invalid discriminator: it is the same object as the generator")
         wraps = [isinstance(x, torch.optim.Optimizer) for x in (generator, discriminator)]
         if all(wraps) and optimizer_kwargs:
             raise ValueError(f"Invalid optimizer_kwargs: {sorted(optimizer_kwargs)} apply only when building "
                              "optimizers, and both generator and discriminator are optimizers already")
+        _check_schedule("g_schedule", g_schedule, generator)
+        _check_schedule("d_schedule", d_schedule, discriminator)
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"Invalid check_finite: expected a bool, got {type(check_finite).__name__}")
+        self.scaler = check_scaler("scaler", scaler)
+        if self.scaler is not None and check_finite:
+            raise ValueError("Invalid check_finite: True with a scaler (the scaler skips non-finite steps itself)")
         build_kwargs = dict(optimizer_kwargs)
         if optimizer is torch.optim.Adam:
             build_kwargs.setdefault("betas", (0.5, 0.999))
+        changed = [side for side, wrapped, lr in (("generator", wraps[0], lr_g), ("discriminator", wraps[1], lr_d))
+                   if wrapped and lr is not None]
         self.g_optimizer = _build_optimizer("generator", generator, lr_g, DEFAULT_LR_G, optimizer, build_kwargs)
         self.d_optimizer = _build_optimizer("discriminator", discriminator, lr_d, DEFAULT_LR_D, optimizer,
                                             build_kwargs)
-        self.check_finite = bool(check_finite)
+        if changed:
+            warnings.warn(f"TwoTimescale set lr and initial_lr of the wrapped {' and '.join(changed)} optimizer "
+                          "in every parameter group", UserWarning, stacklevel=2)
+        self.check_finite = check_finite
         self.steps_g = 0
         self.steps_d = 0
-        self.g_power, self.g_scheduler = self._make_schedule("g_schedule", g_schedule, self.g_optimizer)
-        self.d_power, self.d_scheduler = self._make_schedule("d_schedule", d_schedule, self.d_optimizer)
+        self.g_power, self.g_scheduler = self._make_schedule(g_schedule, self.g_optimizer)
+        self.d_power, self.d_scheduler = self._make_schedule(d_schedule, self.d_optimizer)
+        self.last: TTURStats | None = None
         if g_schedule is not None or d_schedule is not None:
             self._warn_conditions(g_schedule, d_schedule)
 
     @staticmethod
-    def _make_schedule(name: str, schedule: Schedule, optimizer) -> tuple[float | None, LRScheduler | None]:
+    def _make_schedule(schedule: Schedule, optimizer: torch.optim.Optimizer,
+                       ) -> tuple[float | None, Optional[LRScheduler]]:
         if schedule is None:
             return None, None
         if isinstance(schedule, LRScheduler):
-            if schedule.optimizer is not optimizer:
-                raise ValueError(f"Invalid {name}: the scheduler is built on another optimizer")
             return None, schedule
-        if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
-            power = check_real(name, schedule, low=0.0)
-            return power, LambdaLR(optimizer, lambda n: 1.0 / float(n + 1) ** power)
-        if callable(schedule):
-            return None, LambdaLR(optimizer, schedule)
-        raise TypeError(f"Invalid {name}: expected None, a float power, a callable or an LRScheduler, "
-                        f"got {type(schedule).__name__}")
+        if isinstance(schedule, (int, float)):
+            decay = PolynomialDecay(schedule)
+            return decay.power, LambdaLR(optimizer, decay)
+        return None, LambdaLR(optimizer, schedule)
 
     def _warn_conditions(self, g_schedule: Schedule, d_schedule: Schedule) -> None:
         problems = []
@@ -148,23 +227,45 @@ class TwoTimescale:
     # --------------------------------------------------------------- stepping
     @property
     def lr_g(self) -> float:
-        return self.g_optimizer.param_groups[0]["lr"]
+        return float(self.g_optimizer.param_groups[0]["lr"])
 
     @property
     def lr_d(self) -> float:
-        return self.d_optimizer.param_groups[0]["lr"]
+        return float(self.d_optimizer.param_groups[0]["lr"])
 
-    def _step(self, which: str, scaler=None) -> None:
-        opt = self.g_optimizer if which == "G" else self.d_optimizer
-        if scaler is not None:
-            scaler.step(opt)
+    def _optimizer(self, which: str) -> torch.optim.Optimizer:
+        return self.g_optimizer if which == "G" else self.d_optimizer
+
+    def _step(self, which: str) -> bool:
+        opt = self._optimizer(which)
+        if self.scaler is not None:
+            # The scaler skips the step on non-finite gradients; a transient hook tells whether it did.
+            taken: list[bool] = []
+            handle = opt.register_step_post_hook(lambda *_: taken.append(True))
+            try:
+                self.scaler.step(opt)
+            finally:
+                handle.remove()
+            if not taken:
+                return False
         else:
             if self.check_finite:
                 grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-                # One sync: a norm is finite iff every entry is.
-                if grads and not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+                # One sync: a norm is finite iff every entry is (float64 so a large finite norm is no alarm).
+                if grads and not bool(torch.isfinite(torch.stack(
+                        [torch.linalg.vector_norm(g.double()) for g in grads])).all()):
                     raise FloatingPointError(f"TwoTimescale: non-finite {which} gradient; step skipped")
             opt.step()
+        self.record_step(which)
+        return True
+
+    def record_step(self, which: Literal["G", "D"]) -> None:
+        """Count a step of ``which``'s optimizer taken outside this object and advance its schedule.
+
+        For wrappers that step D's optimizer themselves
+        (:class:`~gan_optim.FreeAdvDiscriminator`); :meth:`step_g` / :meth:`step_d` call it.
+        """
+        which = check_choice("which", which, ("G", "D"))  # type: ignore[assignment]
         sched = self.g_scheduler if which == "G" else self.d_scheduler
         if sched is not None:
             sched.step()
@@ -172,20 +273,24 @@ class TwoTimescale:
             self.steps_g += 1
         else:
             self.steps_d += 1
+        stats = TTURStats(network=which, lr=self.lr_g if which == "G" else self.lr_d,
+                          steps=self.steps_g if which == "G" else self.steps_d)
+        self.last = stats
+        self._call_step_post_hooks(stats)
 
-    def step_g(self, scaler=None) -> None:
-        """One generator step (through ``scaler.step`` if a GradScaler is given), then G's schedule."""
-        self._step("G", scaler)
+    def step_g(self) -> bool:
+        """One generator step (through the scaler if there is one), then G's schedule; False if the scaler skipped it."""
+        return self._step("G")
 
-    def step_d(self, scaler=None) -> None:
-        """One discriminator step, then D's schedule."""
-        self._step("D", scaler)
+    def step_d(self) -> bool:
+        """One discriminator step, then D's schedule; False if the scaler skipped it."""
+        return self._step("D")
 
-    def step(self, which: str, scaler=None) -> None:
+    def step(self, which: Literal["G", "D"]) -> bool:
         """Step ``"G"`` or ``"D"``: composes with ``AdaptiveScheduler.next_update()``."""
-        self._step(check_choice("which", which, ("G", "D")), scaler)
+        return self._step(check_choice("which", which, ("G", "D")))
 
-    def zero_grad(self, which: str = "both", set_to_none: bool = True) -> None:
+    def zero_grad(self, which: Literal["both", "G", "D"] = "both", set_to_none: bool = True) -> None:
         check_choice("which", which, ("both", "G", "D"))
         if which in ("both", "G"):
             self.g_optimizer.zero_grad(set_to_none=set_to_none)
@@ -195,6 +300,7 @@ class TwoTimescale:
     # ------------------------------------------------------------ state dicts
     def state_dict(self) -> dict[str, Any]:
         return {
+            **self._state_header(),
             "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
             "g_scheduler": None if self.g_scheduler is None else self.g_scheduler.state_dict(),
             "d_scheduler": None if self.d_scheduler is None else self.d_scheduler.state_dict(),
@@ -203,28 +309,42 @@ class TwoTimescale:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_state_keys("state", state, ("g_optimizer", "d_optimizer", "g_scheduler", "d_scheduler",
-                                          "g_power", "d_power", "steps_g", "steps_d"))
+        """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing."""
+        self._check_state(state, ("g_optimizer", "d_optimizer", "g_scheduler", "d_scheduler", "g_power",
+                                  "d_power", "steps_g", "steps_d", "check_finite"))
+        powers = {}
         for side in ("g", "d"):
-            if (state[f"{side}_scheduler"] is None) != (getattr(self, f"{side}_scheduler") is None) \
-                    and state[f"{side}_power"] is None:
+            _check_optimizer_state(f"{side}_optimizer", getattr(self, f"{side}_optimizer"), state[f"{side}_optimizer"])
+            power = state[f"{side}_power"]
+            powers[side] = None if power is None else check_real(f"state['{side}_power']", power, low=0.0)
+            saved = state[f"{side}_scheduler"]
+            if saved is not None and not isinstance(saved, dict):
+                raise ValueError(f"Invalid state['{side}_scheduler']: expected a dict or None")
+            if (saved is None) != (getattr(self, f"{side}_scheduler") is None) and powers[side] is None:
                 raise ValueError(f"Invalid state: {side.upper()} schedule presence differs and cannot be rebuilt "
                                  "(only float-power schedules are rebuilt from a state dict)")
+            if saved is None and powers[side] is not None:
+                raise ValueError(f"Invalid state['{side}_scheduler']: None although {side}_power is set")
+        steps = {k: check_int(f"state['{k}']", state[k], low=0) for k in ("steps_g", "steps_d")}
+        check_finite = state["check_finite"]
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"Invalid state['check_finite']: expected a bool, got {type(check_finite).__name__}")
+        if check_finite and self.scaler is not None:
+            raise ValueError("Invalid state['check_finite']: True, and this TwoTimescale has a scaler")
+        # Everything is accepted: apply.
         for side in ("g", "d"):
-            power = state[f"{side}_power"]
-            if power is not None:
+            opt = getattr(self, f"{side}_optimizer")
+            if powers[side] is not None:
                 # Rebuild the polynomial schedule the state was saved with (before the
                 # optimizer's state is loaded: building a scheduler resets the lr).
-                opt = getattr(self, f"{side}_optimizer")
-                setattr(self, f"{side}_power", float(power))
-                setattr(self, f"{side}_scheduler", LambdaLR(opt, lambda n, p=float(power): 1.0 / float(n + 1) ** p))
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
-        for side in ("g", "d"):
+                decay = PolynomialDecay(powers[side])
+                setattr(self, f"{side}_power", decay.power)
+                setattr(self, f"{side}_scheduler", LambdaLR(opt, decay))
+            opt.load_state_dict(state[f"{side}_optimizer"])
             if state[f"{side}_scheduler"] is not None:
                 getattr(self, f"{side}_scheduler").load_state_dict(state[f"{side}_scheduler"])
-        self.steps_g, self.steps_d = int(state["steps_g"]), int(state["steps_d"])
-        self.check_finite = bool(state.get("check_finite", self.check_finite))
+        self.steps_g, self.steps_d = steps["steps_g"], steps["steps_d"]
+        self.check_finite = check_finite
 
     def __repr__(self) -> str:
         return f"TwoTimescale(lr_g={self.lr_g}, lr_d={self.lr_d}, steps_g={self.steps_g}, steps_d={self.steps_d})"

@@ -87,7 +87,7 @@ def run_all(rank: int | None) -> dict:
     # Free adversarial D: per-rank delta, weight gradients through DDP.
     D = disc()
     opt = torch.optim.Adam(D.parameters(), lr=1e-2)
-    fa = FreeAdvDiscriminator(wrap(D, rank), opt, epsilon=0.05, step_size=0.02, replays=2)
+    fa = FreeAdvDiscriminator(wrap(D, rank), opt, epsilon=0.05, step_size=0.02, replays=2, delta_init="zero")
     for _ in range(2):
         fa.step(part(xr, rank), part(xf, rank))
     out["freeadv_params"] = [p.detach().clone() for p in D.parameters()]

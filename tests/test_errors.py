@@ -22,7 +22,7 @@ def setup():
     wg = WeightedGeneratorLoss(0.1)
     sched = AdaptiveScheduler()
     tt = TwoTimescale(G, D)
-    fa = FreeAdvDiscriminator(D, opt, data_range=None)
+    fa = FreeAdvDiscriminator(D, opt, data_range=None, atomic=True)
     x = torch.randn(8, 2)
     # Give every component some history first, so "unchanged" is a real claim.
     aw(x + 1, x - 1).backward()
@@ -160,3 +160,58 @@ def test_freeadv_failure_in_a_later_replay_rolls_back():
     handle.remove()
     assert calls["n"] == 4  # raised at the end of replay 2, whose real half was poisoned
     assert same(fingerprint(env), before)
+
+
+class Picky(nn.Module):
+    """A D with BatchNorm that raises on a label it does not know (an error inside D)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+
+    def forward(self, x, y=None):
+        out = self.body(x)
+        if y is not None and int(y.max()) > 2:
+            raise IndexError("label out of range")
+        return out
+
+
+@pytest.mark.parametrize("steps_per_replay", [1, 2])
+@pytest.mark.parametrize("where", ["real", "fake"])
+def test_freeadv_default_mode_exception_inside_d_changes_nothing(steps_per_replay, where):
+    torch.manual_seed(0)
+    D = Picky()
+    opt = torch.optim.Adam(D.parameters(), lr=1e-3)
+    fa = FreeAdvDiscriminator(D, opt, data_range=None, steps_per_replay=steps_per_replay)
+    x = torch.randn(8, 2)
+    fa.step(x + 1, x - 1)
+    for p in D.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    before = copy.deepcopy({"D": D.state_dict(), "opt": opt.state_dict(), "fa": fa.state_dict(),
+                            "grads": [p.grad.clone() for p in D.parameters()],
+                            "rng": torch.random.get_rng_state()})
+    bad = torch.full((8,), 7)
+    fine = torch.zeros(8, dtype=torch.long)
+    with pytest.raises(IndexError):
+        if where == "real":
+            fa.step(x + 1, x - 1, bad)
+        else:  # the fake half of the first replay raises
+            fa.step(x + 1, x - 1, fine, fake_args=(bad,))
+    after = {"D": D.state_dict(), "opt": opt.state_dict(), "fa": fa.state_dict(),
+             "grads": [p.grad for p in D.parameters()], "rng": torch.random.get_rng_state()}
+    if steps_per_replay == 2 and where == "fake":
+        # After the first weight step only atomic=True can put everything back.
+        assert not same(after["D"], before["D"])
+    else:
+        assert same(after, before)
+
+
+def test_freeadv_new_delta_draw_is_undone_on_error():
+    torch.manual_seed(0)
+    D = Picky()
+    fa = FreeAdvDiscriminator(D, torch.optim.SGD(D.parameters(), lr=0.1), data_range=None)
+    xr, xf = torch.randn(4, 2), torch.randn(4, 2)
+    rng = torch.random.get_rng_state()
+    with pytest.raises(IndexError):
+        fa.step(xr, xf, torch.full((4,), 9))
+    assert fa.delta is None and torch.equal(torch.random.get_rng_state(), rng)

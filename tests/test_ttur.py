@@ -1,5 +1,6 @@
 """TwoTimescale: learning rates, schedules, the (A2) warning, stepping and composition."""
 
+import copy
 import warnings
 
 import pytest
@@ -30,8 +31,9 @@ def test_wraps_existing_optimizers_and_overrides_rates():
     og, od = torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.2)
     tt = TwoTimescale(og, od)
     assert tt.g_optimizer is og and (tt.lr_g, tt.lr_d) == (0.1, 0.2)
-    TwoTimescale(og, od, lr_g=0.01)
-    assert og.param_groups[0]["lr"] == 0.01
+    with pytest.warns(UserWarning, match="set lr and initial_lr of the wrapped generator"):
+        TwoTimescale(og, od, lr_g=0.01)
+    assert og.param_groups[0]["lr"] == 0.01 and og.param_groups[0]["initial_lr"] == 0.01
 
 
 def test_steps_are_plain_optimizer_steps_on_each_side():
@@ -109,7 +111,7 @@ def test_composes_with_adaptive_scheduler():
 
 def test_non_finite_gradient_raises_and_skips_the_step():
     G, D = nets()
-    tt = TwoTimescale(G, D)
+    tt = TwoTimescale(G, D, check_finite=True)
     for p in D.parameters():
         p.grad = torch.full_like(p, float("nan"))
     before = [p.detach().clone() for p in D.parameters()]
@@ -118,3 +120,79 @@ def test_non_finite_gradient_raises_and_skips_the_step():
         tt.step_d()
     assert all(torch.equal(p, b) for p, b in zip(D.parameters(), before))
     assert tt.steps_d == 0 and tt.d_optimizer.state_dict() == state
+
+
+def test_finite_gradient_with_an_overflowing_norm_is_no_alarm():
+    G, D = nets()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_d=1e-30, check_finite=True)
+    for p in D.parameters():
+        p.grad = torch.full_like(p, 3e38)  # finite; its float32 norm is not
+    tt.step_d()
+    assert tt.steps_d == 1
+
+
+def test_a_step_the_scaler_skips_advances_no_counter_or_schedule():
+    G, D = nets()
+    sc = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_d=3e-4, d_schedule=0.6, g_schedule=0.75, scaler=sc)
+    x = torch.randn(4, 2)
+    sc.scale(D(x).mean()).backward()
+    assert tt.step_d() is True and sc.update() is None
+    assert tt.steps_d == 1 and tt.lr_d == pytest.approx(3e-4 / 2 ** 0.6)
+    before = [p.detach().clone() for p in D.parameters()]
+    tt.zero_grad()
+    sc.scale(D(x * float("inf")).mean()).backward()
+    assert tt.step_d() is False  # skipped: no counter, no schedule, no parameter change
+    sc.update()  # the user's update works and backs off
+    assert tt.steps_d == 1 and tt.lr_d == pytest.approx(3e-4 / 2 ** 0.6) and sc.get_scale() == 512.0
+    assert all(torch.equal(p, b) for p, b in zip(D.parameters(), before))
+
+
+def test_constructor_touches_nothing_until_every_argument_is_accepted():
+    G, D = nets()
+    og, od = torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.2)
+    def settings():
+        return [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in (og, od)]
+
+    before = settings()
+    with pytest.raises(TypeError, match="Invalid d_schedule"):
+        TwoTimescale(og, od, lr_g=0.01, lr_d=0.02, d_schedule="bogus")
+    with pytest.raises(ValueError, match="Invalid check_finite"):
+        TwoTimescale(og, od, lr_g=0.01, check_finite=True, scaler=torch.amp.GradScaler("cpu"))
+    assert settings() == before
+
+
+def test_record_step_and_post_hooks():
+    G, D = nets()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_d=1.0, d_schedule=1.0, g_schedule=1.0)
+    seen = []
+    handle = tt.register_step_post_hook(lambda obj, stats: seen.append((obj is tt, stats.network, stats.steps,
+                                                                        stats.lr)))
+    tt.record_step("D")
+    tt.record_step("D")
+    handle.remove()
+    tt.record_step("D")
+    assert seen == [(True, "D", 1, 0.5), (True, "D", 2, pytest.approx(1 / 3))]
+
+
+def test_load_state_dict_is_validated_and_all_or_nothing():
+    G, D = nets()
+    tt = TwoTimescale(G, D, g_schedule=0.75, d_schedule=0.6)
+    good = copy.deepcopy(tt.state_dict())
+    for p in D.parameters():
+        p.grad = torch.ones_like(p)
+    tt.step_d()
+    before = copy.deepcopy(tt.state_dict())
+    bad = copy.deepcopy(good)
+    bad["d_optimizer"]["param_groups"] = []  # G's part is fine, D's is not: nothing may be applied
+    bad["g_power"] = 0.9
+    for broken in (bad, {**good, "steps_d": -3}, {**good, "component": "AdaptiveScheduler"},
+                   {**good, "version": 99}, {**good, "extra": 1}, {**good, "check_finite": "yes"}):
+        with pytest.raises((ValueError, TypeError)):
+            tt.load_state_dict(broken)
+        after = tt.state_dict()
+        assert (after["steps_d"], after["g_power"], after["d_scheduler"]) == (
+            before["steps_d"], before["g_power"], before["d_scheduler"])
+        assert torch.equal(after["d_optimizer"]["state"][0]["exp_avg"], before["d_optimizer"]["state"][0]["exp_avg"])
+    tt.load_state_dict(good)
+    assert tt.steps_d == 0

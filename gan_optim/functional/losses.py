@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as nnf
 
-from .._checks import check_choice, check_tensor
+from .._checks import check_choice, check_real, check_tensor
 
 D_LOSSES = ("hinge", "bce", "wgan")
 G_LOSSES = ("ns", "saturating", "hinge", "wgan")
@@ -69,12 +69,27 @@ def flatten_scores(name: str, scores: torch.Tensor) -> torch.Tensor:
     return scores
 
 
-def kl_to_uniform(class_logits: torch.Tensor) -> torch.Tensor:
-    """Per-sample KL(softmax(logits) || uniform) = sum p log p + log C."""
+KL_DIRECTIONS = ("u||p", "p||u")
+
+
+def kl_to_uniform(class_logits: torch.Tensor, kl: str = "p||u") -> torch.Tensor:
+    r"""Per-sample KL divergence between the class posterior :math:`p = \operatorname{softmax}(\text{logits})` and uniform.
+
+    ``"p||u"``: :math:`KL(p\|U) = \sum_c p_c \log p_c + \log C` (Zhong et al.'s eq. 13 as printed);
+    ``"u||p"``: :math:`KL(U\|p) = -\log C - \frac{1}{C}\sum_c \log p_c` (what the official code computes,
+    ``kl_div(log_softmax(logits), uniform)``).
+    """
+    check_tensor("class_logits", class_logits)
+    if class_logits.dim() != 2:
+        raise ValueError(f"Invalid class_logits: expected shape (N, C), got {tuple(class_logits.shape)}")
+    if class_logits.shape[1] < 1:
+        raise ValueError("Invalid class_logits: at least one class is needed")
+    check_choice("kl", kl, KL_DIRECTIONS)
     logp = torch.log_softmax(class_logits, dim=1)
-    num_classes = class_logits.shape[1]
-    return (logp.exp() * logp).sum(dim=1) + torch.log(torch.tensor(float(num_classes), dtype=logp.dtype,
-                                                                    device=logp.device))
+    log_c = torch.log(torch.tensor(float(class_logits.shape[1]), dtype=logp.dtype, device=logp.device))
+    if kl == "p||u":
+        return (logp.exp() * logp).sum(dim=1) + log_c
+    return -log_c - logp.mean(dim=1)
 
 
 def fastgan_d_loss_real(d_adv: torch.Tensor, class_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -87,13 +102,23 @@ def fastgan_d_loss_real(d_adv: torch.Tensor, class_logits: torch.Tensor, y: torc
     return torch.relu(1.0 - flatten_scores("d_adv", d_adv)).mean() + nnf.cross_entropy(class_logits, y)
 
 
-def fastgan_d_loss_fake(d_adv: torch.Tensor, class_logits: torch.Tensor, alpha_f: float = 1.0) -> torch.Tensor:
-    """FastGAN's conditional fake loss (eq. 13): relu(1 + D(x_f)) + alpha_f * KL(p(y|x_f) || U)."""
+def fastgan_d_loss_fake(d_adv: torch.Tensor, class_logits: torch.Tensor, alpha_f: float = 1.0,
+                        kl: str = "u||p") -> torch.Tensor:
+    """FastGAN's conditional fake loss (eq. 13): relu(1 + D(x_f)) + alpha_f * KL.
+
+    ``kl="u||p"`` (default) is the official code's KL(U || p(y|x_f)), which produced
+    the paper's numbers; ``kl="p||u"`` is eq. 13 as printed, KL(p(y|x_f) || U).
+    """
+    check_real("alpha_f", alpha_f, low=0.0)
     return (torch.relu(1.0 + flatten_scores("d_adv", d_adv)).mean()
-            + alpha_f * kl_to_uniform(class_logits).mean())
+            + alpha_f * kl_to_uniform(class_logits, kl).mean())
 
 
 def fastgan_g_loss(d_adv: torch.Tensor, class_logits: torch.Tensor, y: torch.Tensor,
                    alpha_g: float = 1.0) -> torch.Tensor:
-    """FastGAN's generator loss (eq. 14): -D(x_f) + alpha_g * CE(class_logits, y_f)."""
+    """FastGAN's generator loss (eq. 14): -D(x_f) + alpha_g * CE(class_logits, y_f).
+
+    No KL term appears here, in eq. 14 or in the official code.
+    """
+    check_real("alpha_g", alpha_g, low=0.0)
     return -flatten_scores("d_adv", d_adv).mean() + alpha_g * nnf.cross_entropy(class_logits, y)

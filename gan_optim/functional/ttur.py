@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from .._checks import check_int, check_real
+
 
 def polynomial_rate(step: int, base_lr: float, power: float) -> float:
     """``a(n) = base_lr / (n + 1) ** power``: the classic stochastic-approximation schedule."""
+    check_int("step", step, low=0)
+    base_lr = check_real("base_lr", base_lr, low=0.0)
+    power = check_real("power", power, low=0.0)
     return base_lr / float(step + 1) ** power
 
 
@@ -17,6 +22,9 @@ def two_timescale_violations(power_g: float | None, power_d: float | None) -> li
     :math:`\sum^2 < \infty` iff :math:`p > 1/2`, and :math:`a = o(b)` iff
     :math:`p_g > p_d`. Returns human-readable failures, empty when all hold.
     """
+    for name, p in (("power_g", power_g), ("power_d", power_d)):
+        if p is not None:
+            check_real(name, p, low=0.0)
     out = []
     for name, p in (("G", power_g), ("D", power_d)):
         p = 0.0 if p is None else float(p)
@@ -29,3 +37,19 @@ def two_timescale_violations(power_g: float | None, power_d: float | None) -> li
     if not pg > pd:
         out.append(f"G's rate is not o(D's rate) (power_g {pg} <= power_d {pd})")
     return out
+
+
+class PolynomialDecay:
+    r"""The schedule factor :math:`n \mapsto 1/(n+1)^p` as a picklable callable (for ``LambdaLR``).
+
+    ``polynomial_rate(n, base_lr, p) = base_lr * PolynomialDecay(p)(n)``.
+    """
+
+    def __init__(self, power: float) -> None:
+        self.power = check_real("power", power, low=0.0)
+
+    def __call__(self, step: int) -> float:
+        return polynomial_rate(step, 1.0, self.power)
+
+    def __repr__(self) -> str:
+        return f"PolynomialDecay(power={self.power})"
