@@ -9,8 +9,15 @@ import torch
 from torch.func import functional_call, vjp
 
 from . import _dist
-from ._checks import check_choice, check_module, check_state_keys, check_tensor
-from .functional.aw import CASE_NAMES, _check_hparams, angle_degrees, aw_weights_from_geometry
+from ._checks import check_choice, check_int, check_module, check_scaler, check_tensor, resolve_nonfinite
+from ._component import Component
+from .functional.aw import (
+    CASE_NAMES,
+    _check_hparams,
+    angle_degrees,
+    aw_weights_from_geometry,
+    gradient_geometry_foreach,
+)
 from .functional.losses import D_LOSSES, d_loss_fake, d_loss_real
 
 __all__ = ["AWDiscriminatorLoss", "AWStats"]
@@ -59,8 +66,10 @@ class _DepositGradients(torch.autograd.Function):
         ctx.grads = None  # free the stored gradients once they are handed over
         if grads is None:
             raise RuntimeError("AWDiscriminatorLoss: backward called twice on the same aw loss")
+        present = [g for g in grads if g is not None]
         # In place: the stored gradients are ours alone, so no second copy is allocated.
-        torch._foreach_mul_(grads, grad_output.to(grads[0].dtype))
+        torch._foreach_mul_(present, grad_output.to(present[0].dtype))
+        # None for a parameter D did not use: its .grad stays as a plain backward leaves it.
         return (None, None, *grads)
 
 
@@ -70,7 +79,10 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
     return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
 
 
-class AWDiscriminatorLoss:
+_STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
+
+
+class AWDiscriminatorLoss(Component[AWStats]):
     r"""Adaptive weighted discriminator loss (aw-loss), Zadorozhnyy, Cheng & Ye, CVPR 2021.
 
     .. math::
@@ -78,7 +90,9 @@ class AWDiscriminatorLoss:
 
     with :math:`(w_r, w_f)` chosen every step by Algorithm 1 from the two
     gradients :math:`\nabla\mathcal{L}_r, \nabla\mathcal{L}_f` and the mean
-    sigmoid scores (see :func:`gan_optim.functional.aw_weights`).
+    sigmoid scores (see :func:`gan_optim.functional.aw_weights`; the class calls
+    :func:`~gan_optim.functional.gradient_geometry_foreach` and
+    :func:`~gan_optim.functional.aw_weights_from_geometry`, the same formulas).
 
     Drop-in use, replacing ``loss = d_loss_real + d_loss_fake``::
 
@@ -92,44 +106,48 @@ class AWDiscriminatorLoss:
     ``vjp``): one forward and one backward per half, the work of one plain step.
     ``loss.backward()`` *adds* the weighted gradient to every trainable D
     parameter's ``.grad``, so penalty terms backpropagated separately and
-    gradient accumulation keep working. The weights are constants.
+    gradient accumulation keep working. The weights are constants. A parameter
+    D does not use keeps ``.grad`` as a plain backward leaves it (``None``).
 
     Buffers (BatchNorm running statistics, spectral-norm power-iteration
     vectors) change exactly as in one plain forward of the real half and then of
-    the fake half, and only once both losses are known to be finite.
+    the fake half, and only once both losses are known to be finite. If anything
+    raises (D, our checks, a step post-hook), nothing is changed.
 
     Args:
         discriminator: D (a DDP wrapper is unwrapped for the per-part gradients).
         loss: ``"hinge"`` (the paper's eq. 7), ``"bce"`` or ``"wgan"``.
-        alpha1, alpha2, eps, delta: Algorithm 1's thresholds (paper defaults).
-        nonfinite: ``"raise"`` (default) raises ``FloatingPointError`` on a
-            non-finite loss or gradient, with nothing changed; ``"propagate"``
-            lets non-finite gradients through so that a ``GradScaler`` skips the
-            step, as it does for a plain loss.
-        scaler: a ``torch.amp.GradScaler`` for mixed precision. The per-part
-            backward passes then run with the scaler's current scale (so float16
-            gradients do not underflow) and are unscaled before the weights are
-            chosen: the weights are those of the unscaled gradients. Non-finite
-            values propagate (``nonfinite="propagate"``) so ``scaler.step`` skips
-            the step. Use as usual: ``scaler.scale(aw(x_real, x_fake)).backward()``.
+        alpha1, alpha2, eps, delta: Algorithm 1's thresholds (paper defaults;
+            ``alpha1 <= alpha2``).
+        scaler: a ``torch.amp.GradScaler`` (the contract shared by every
+            component, docs/DISTRIBUTED.md). The per-part backward passes run
+            with the scaler's current scale (so float16 gradients do not
+            underflow) and are unscaled before the weights are chosen: the
+            weights are those of the unscaled gradients. Non-finite values
+            propagate so ``scaler.step`` skips the step and ``scaler.update()``
+            (yours: the component never calls it) backs off. Use as usual:
+            ``scaler.scale(aw(x_real, x_fake)).backward()``.
+        nonfinite: ``None`` (default): ``"raise"`` without a scaler,
+            ``"propagate"`` with one. ``"raise"`` raises ``FloatingPointError``
+            on a non-finite loss or gradient, with nothing changed; it is a
+            ``ValueError`` together with a scaler.
     """
 
     def __init__(self, discriminator: torch.nn.Module, loss: str = "hinge", *, alpha1: float = 0.5,
                  alpha2: float = 0.75, eps: float = 0.05, delta: float = 0.05,
-                 nonfinite: str = "raise", scaler: Any = None) -> None:
+                 nonfinite: str | None = None, scaler: Any = None) -> None:
+        super().__init__()
         check_module("discriminator", discriminator)
         check_choice("loss", loss, D_LOSSES)
-        check_choice("nonfinite", nonfinite, ("raise", "propagate"))
         _check_hparams(alpha1, alpha2, eps, delta)
+        self.scaler = check_scaler("scaler", scaler)
+        self.nonfinite = resolve_nonfinite(nonfinite, self.scaler)
         self.discriminator = discriminator
         self.loss = loss
         self.alpha1, self.alpha2, self.eps, self.delta = float(alpha1), float(alpha2), float(eps), float(delta)
-        self.scaler = scaler
-        self.nonfinite = "propagate" if scaler is not None else nonfinite
         self.last: AWStats | None = None
         self.steps = 0
-        #: Optional callback ``fn(stats: AWStats)`` after every step (logging).
-        self.callback: Callable[[AWStats], None] | None = None
+        self._used: tuple[tuple[int, ...], list[bool]] | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -167,6 +185,29 @@ class AWDiscriminatorLoss:
             torch._foreach_div_(grads, scale)
         return loss.detach(), out, new_buffers, grads
 
+    def _used_parameters(self, params: list[torch.Tensor], x, args, kwargs) -> list[bool]:
+        """Which trainable parameters D's forward uses (torch.func returns zeros for the others).
+
+        Found once per set of parameters with one plain forward and backward of
+        the real half; D's buffers are put back afterwards.
+        """
+        key = tuple(id(p) for p in params)
+        if self._used is not None and self._used[0] == key:
+            return self._used[1]
+        module = self.module
+        saved = [(b, b.clone()) for b in module.buffers()]
+        try:
+            with torch.enable_grad():
+                out = _plain(module(x, *args, **kwargs))
+                grads = torch.autograd.grad(d_loss_real(out, self.loss), params, allow_unused=True)
+        finally:
+            with torch.no_grad():
+                for b, kept in saved:
+                    b.copy_(kept)
+        used = [g is not None for g in grads]
+        self._used = (key, used)
+        return used
+
     def _loss_scale(self) -> float:
         if self.scaler is None or not self.scaler.is_enabled():
             return 1.0
@@ -181,11 +222,37 @@ class AWDiscriminatorLoss:
         buffers = dict(self.module.named_buffers())
         loss_r, out_r, buffers_r, g_r = self._half(d_loss_real, names, params, buffers, x_real, args, kwargs)
         loss_f, out_f, buffers_f, g_f = self._half(d_loss_fake, names, params, buffers_r, x_fake, args, kwargs)
-        result = self._combine(params, loss_r, loss_f, out_r, out_f, g_r, g_f)
+        used = self._used_parameters(params, x_real, args, kwargs)
+        value, grads, stats = self._combine(params, loss_r, loss_f, out_r, out_f, g_r, g_f)
+        grads = [g if u else None for g, u in zip(grads, used)]
+        self._commit(stats, lambda: self._write_buffers(buffers, buffers_f))
+        return _DepositGradients.apply(value, grads, *params)
+
+    @staticmethod
+    def _write_buffers(buffers: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> Callable[[], None]:
+        saved = {n: b.clone() for n, b in buffers.items()}
         with torch.no_grad():
             for n, b in buffers.items():
-                b.copy_(buffers_f[n])
-        return result
+                b.copy_(new[n])
+
+        def undo() -> None:
+            with torch.no_grad():
+                for n, b in buffers.items():
+                    b.copy_(saved[n])
+        return undo
+
+    def _commit(self, stats: AWStats, apply: Callable[[], Callable[[], None]] | None = None) -> None:
+        """Make the step visible (buffers, ``last``, ``steps``), then run the hooks; undo all if a hook raises."""
+        previous = (self.last, self.steps)
+        undo = apply() if apply is not None else None
+        self.last, self.steps = stats, self.steps + 1
+        try:
+            self._call_step_post_hooks(stats)
+        except BaseException:
+            self.last, self.steps = previous
+            if undo is not None:
+                undo()
+            raise
 
     def from_outputs(self, d_real: torch.Tensor, d_fake: torch.Tensor, *, retain_graph: bool = False,
                      ) -> torch.Tensor:
@@ -193,7 +260,8 @@ class AWDiscriminatorLoss:
 
         The per-part gradients are taken through that graph, so the result equals
         :meth:`__call__` on the same inputs. Pass ``retain_graph=True`` if you
-        will backpropagate other terms through the same outputs.
+        will backpropagate other terms through the same outputs. Outputs with no
+        path to D's parameters are refused (``ValueError``).
 
         Cost: two backward passes through the shared graph (the first keeps it
         alive), about 1.6-1.8x a plain D step and the graph's activations held
@@ -211,14 +279,23 @@ class AWDiscriminatorLoss:
         scale = self._loss_scale()
         g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
         g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+        used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
+        if not any(used):
+            raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
+                             "parameters (outputs of another model?)")
         g_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
         g_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
         if scale != 1.0:
             torch._foreach_div_(g_r, scale)
             torch._foreach_div_(g_f, scale)
-        return self._combine(params, loss_r.detach(), loss_f.detach(), d_real.detach(), d_fake.detach(), g_r, g_f)
+        value, grads, stats = self._combine(params, loss_r.detach(), loss_f.detach(), d_real.detach(),
+                                            d_fake.detach(), g_r, g_f)
+        self._commit(stats)
+        return _DepositGradients.apply(value, [g if u else None for g, u in zip(grads, used)], *params)
 
-    def _combine(self, params, loss_r, loss_f, out_r, out_f, g_r, g_f) -> torch.Tensor:
+    def _combine(self, params, loss_r, loss_f, out_r, out_f, g_r, g_f,
+                 ) -> tuple[torch.Tensor, list[torch.Tensor], AWStats]:
+        """The weights (Algorithm 1) and the weighted gradient; changes no state of ours."""
         f64 = torch.float64
         score_r = torch.sigmoid(out_r.to(f64)).mean()
         score_f = torch.sigmoid(out_f.to(f64)).mean()
@@ -227,20 +304,14 @@ class AWDiscriminatorLoss:
             # scores and losses first, so the weights are those of the global batch.
             g_r, g_f, score_r, score_f, loss_r, loss_f = _dist.aw_all_reduce(
                 g_r, g_f, score_r, score_f, loss_r, loss_f)
-        # Three reductions over the gradients: |g_r|^2, |g_f|^2, <g_r, g_f> (one cast each).
-        sq_r = torch.stack(torch._foreach_norm(g_r)).to(f64).square().sum()
-        sq_f = torch.stack(torch._foreach_norm(g_f)).to(f64).square().sum()
-        dot = torch.stack([torch.dot(a.reshape(-1), b.reshape(-1)) for a, b in zip(g_r, g_f)]).to(f64).sum()
-        geometry = torch.stack([sq_r, sq_f, dot])
-        finite = torch.isfinite(torch.stack([loss_r.to(f64), loss_f.to(f64), geometry[0], geometry[1]]))
-        if self.nonfinite == "raise" and not bool(finite.all()):
-            which = [name for name, ok in zip(("loss_real", "loss_fake", "grad_real", "grad_fake"), finite.tolist())
-                     if not ok]
-            raise FloatingPointError(f"AWDiscriminatorLoss: non-finite {', '.join(which)}")
-        norm_r, norm_f = geometry[0].sqrt(), geometry[1].sqrt()
-        denom = norm_r * norm_f
-        cos = torch.where(denom > 0, geometry[2] / torch.where(denom > 0, denom, torch.ones_like(denom)),
-                          torch.zeros_like(denom))
+        norm_r, norm_f, cos = gradient_geometry_foreach(g_r, g_f)
+        if self.nonfinite == "raise":
+            # Norms are float64: only a truly non-finite entry makes them non-finite.
+            finite = torch.isfinite(torch.stack([loss_r.to(f64), loss_f.to(f64), norm_r, norm_f]))
+            if not bool(finite.all()):
+                which = [name for name, ok in zip(("loss_real", "loss_fake", "grad_real", "grad_fake"),
+                                                  finite.tolist()) if not ok]
+                raise FloatingPointError(f"AWDiscriminatorLoss: non-finite {', '.join(which)}")
         w_r, w_f, case = aw_weights_from_geometry(
             norm_r, norm_f, cos, score_r, score_f, alpha1=self.alpha1, alpha2=self.alpha2, eps=self.eps,
             delta=self.delta, tiny=torch.finfo(params[0].dtype).tiny)
@@ -250,32 +321,40 @@ class AWDiscriminatorLoss:
         torch._foreach_mul_(g_f, w_f.to(grad_dtype))
         torch._foreach_add_(g_r, g_f)
         value = (w_r * loss_r.to(f64) + w_f * loss_f.to(f64)).to(loss_r.dtype)
-        self.last = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f,
-                            angle=angle_degrees(cos), case=case, loss_real=loss_r, loss_fake=loss_f)
-        self.steps += 1
-        if self.callback is not None:
-            self.callback(self.last)
-        return _DepositGradients.apply(value, g_r, *params)
+        stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f, angle=angle_degrees(cos),
+                        case=case, loss_real=loss_r, loss_fake=loss_f)
+        return value, list(g_r), stats
 
     # -------------------------------------------------------------- state dicts
     def state_dict(self) -> dict[str, Any]:
         return {
+            **self._state_header(),
             "loss": self.loss, "alpha1": self.alpha1, "alpha2": self.alpha2, "eps": self.eps,
             "delta": self.delta, "nonfinite": self.nonfinite, "steps": self.steps,
-            "last": None if self.last is None else {k: v.detach().clone() for k, v in vars(self.last).items()},
+            "last": None if self.last is None else {k: getattr(self.last, k).detach().clone() for k in _STATS_FIELDS},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        check_state_keys("state", state, ("loss", "alpha1", "alpha2", "eps", "delta", "steps", "last"))
-        check_choice("loss", state["loss"], D_LOSSES)
+        """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing."""
+        self._check_state(state, ("loss", "alpha1", "alpha2", "eps", "delta", "nonfinite", "steps", "last"))
+        check_choice("state['loss']", state["loss"], D_LOSSES)
         _check_hparams(state["alpha1"], state["alpha2"], state["eps"], state["delta"])
+        nonfinite = check_choice("state['nonfinite']", state["nonfinite"], ("raise", "propagate"))
+        steps = check_int("state['steps']", state["steps"], low=0)
+        last = state["last"]
+        if last is not None:
+            if not isinstance(last, dict) or set(last) != set(_STATS_FIELDS):
+                raise ValueError(f"Invalid state['last']: expected None or a dict with keys {list(_STATS_FIELDS)}")
+            for k, v in last.items():
+                if not isinstance(v, torch.Tensor) or v.dim() != 0:
+                    raise ValueError(f"Invalid state['last'][{k!r}]: expected a 0-d tensor")
         self.loss = state["loss"]
         self.alpha1, self.alpha2 = float(state["alpha1"]), float(state["alpha2"])
         self.eps, self.delta = float(state["eps"]), float(state["delta"])
-        # With a GradScaler attached, non-finite values must reach it (see ``scaler``).
-        self.nonfinite = "propagate" if self.scaler is not None else state.get("nonfinite", self.nonfinite)
-        self.steps = int(state["steps"])
-        self.last = None if state["last"] is None else AWStats(**state["last"])
+        # With a GradScaler attached, non-finite values must reach it, whatever the state says.
+        self.nonfinite = "propagate" if self.scaler is not None else nonfinite
+        self.steps = steps
+        self.last = None if last is None else AWStats(**{k: v.detach().clone() for k, v in last.items()})
 
     def __repr__(self) -> str:
         return (f"AWDiscriminatorLoss(loss={self.loss!r}, alpha1={self.alpha1}, alpha2={self.alpha2}, "

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from gan_optim import AWDiscriminatorLoss
 
-from test_functional_aw import algorithm1
+from _reference import algorithm1
 
 ATOL = 1e-10
 
@@ -216,11 +216,115 @@ def test_float32_model_trains():
     assert scores[-1] > scores[0] + 0.3  # D learns to separate the halves
 
 
-def test_callback_receives_statistics():
+def test_step_post_hook_receives_statistics_and_can_be_removed():
     D, _, xr, xf = pair("mlp")
     seen = []
     aw = AWDiscriminatorLoss(D)
-    aw.callback = seen.append
+    handle = aw.register_step_post_hook(lambda obj, stats: seen.append((obj, stats)))
     aw(xr, xf)
-    assert len(seen) == 1 and seen[0] is aw.last and aw.steps == 1
-    assert 1 <= int(seen[0].case) <= 5 and isinstance(seen[0].case_name, str)
+    assert len(seen) == 1 and seen[0][0] is aw and seen[0][1] is aw.last and aw.steps == 1
+    assert 1 <= int(seen[0][1].case) <= 5 and isinstance(seen[0][1].case_name, str)
+    handle.remove()
+    aw(xr, xf)
+    assert len(seen) == 1 and aw.steps == 2
+
+
+def test_a_raising_hook_leaves_everything_as_before():
+    torch.manual_seed(0)
+    D = conv_bn().double()
+    xr, xf = torch.randn(4, 1, 6, 6, dtype=torch.float64), torch.randn(4, 1, 6, 6, dtype=torch.float64)
+    aw = AWDiscriminatorLoss(D)
+    aw(xr, xf).backward()
+    before = (copy.deepcopy(D.state_dict()), [p.grad.clone() for p in D.parameters()], aw.state_dict())
+
+    def boom(obj, stats):
+        raise RuntimeError("logging failed")
+
+    aw.register_step_post_hook(boom)
+    with pytest.raises(RuntimeError, match="logging failed"):
+        aw(xr + 1, xf - 1)
+    after = (D.state_dict(), [p.grad for p in D.parameters()], aw.state_dict())
+    for k, v in before[0].items():
+        assert torch.equal(v, after[0][k]), k
+    assert all(torch.equal(a, b) for a, b in zip(before[1], after[1]))
+    assert before[2]["steps"] == after[2]["steps"] and torch.equal(before[2]["last"]["w_real"],
+                                                                    after[2]["last"]["w_real"])
+
+
+class WithUnusedHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(3, 8)
+        self.out = nn.Linear(8, 1)
+        self.unused = nn.Linear(8, 4)  # e.g. a class head an unconditional loss never touches
+
+    def forward(self, x):
+        return self.out(torch.relu(self.body(x)))
+
+
+@pytest.mark.parametrize("path", ["call", "from_outputs"])
+def test_unused_parameters_keep_grad_none_like_a_plain_backward(path):
+    torch.manual_seed(0)
+    D = WithUnusedHead().double()
+    xr, xf = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    aw = AWDiscriminatorLoss(D)
+    loss = aw(xr, xf) if path == "call" else aw.from_outputs(D(xr), D(xf))
+    loss.backward()
+    assert D.unused.weight.grad is None and D.unused.bias.grad is None
+    assert D.body.weight.grad is not None
+    # AdamW's weight decay must not move what had no gradient.
+    w = D.unused.weight.detach().clone()
+    torch.optim.AdamW(D.parameters(), lr=0.1, weight_decay=0.5).step()
+    assert torch.equal(D.unused.weight, w)
+
+
+def test_from_outputs_refuses_outputs_with_no_path_to_d():
+    torch.manual_seed(0)
+    D, other = mlp().double(), mlp().double()
+    xr, xf = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    aw = AWDiscriminatorLoss(D)
+    with pytest.raises(ValueError, match="no path"):
+        aw.from_outputs(other(xr), other(xf))
+    assert aw.steps == 0 and aw.last is None
+
+
+@pytest.mark.parametrize("dtype,scale", [(torch.float32, 1e20), (torch.float64, 1e30)])
+def test_finite_gradients_whose_norm_overflows_are_no_alarm(dtype, scale):
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2), nn.Linear(8, 1)).to(dtype)
+    with torch.no_grad():
+        D[2].weight.mul_(scale)  # logits and gradients of the first layer far beyond 1e19
+    xr, xf = torch.randn(4, 3, dtype=dtype), torch.randn(4, 3, dtype=dtype)
+    aw = AWDiscriminatorLoss(D, loss="wgan")
+    aw(xr, xf).backward()
+    assert all(bool(torch.isfinite(p.grad).all()) for p in D.parameters())
+    assert bool(torch.isfinite(aw.last.w_real)) and bool(torch.isfinite(aw.last.w_fake))
+
+
+def test_argument_checks():
+    D = mlp()
+    with pytest.raises(ValueError, match="Invalid alpha2"):
+        AWDiscriminatorLoss(D, alpha1=0.9, alpha2=0.5)
+    with pytest.raises(TypeError, match="Invalid scaler"):
+        AWDiscriminatorLoss(D, scaler="yes")
+    with pytest.raises(ValueError, match="Invalid nonfinite"):
+        AWDiscriminatorLoss(D, nonfinite="raise", scaler=torch.amp.GradScaler("cpu"))
+    assert AWDiscriminatorLoss(D, scaler=torch.amp.GradScaler("cpu")).nonfinite == "propagate"
+
+
+def test_load_state_dict_validates_everything_and_changes_nothing_on_error():
+    D, _, xr, xf = pair("mlp")
+    aw = AWDiscriminatorLoss(D)
+    aw(xr, xf)
+    good = aw.state_dict()
+    target = AWDiscriminatorLoss(D, loss="bce", eps=0.1)
+    before = target.state_dict()
+    broken = [{**good, "loss": "wgan", "nonfinite": "bogus"}, {**good, "steps": -3}, {**good, "alpha1": 0.9},
+              {**good, "last": "garbage"}, {**good, "component": "FreeAdvDiscriminator"}, {**good, "version": 2},
+              {k: v for k, v in good.items() if k != "eps"}]
+    for state in broken:
+        with pytest.raises((ValueError, TypeError)):
+            target.load_state_dict(state)
+        assert target.state_dict() == before
+    target.load_state_dict(good)
+    assert target.loss == "hinge" and target.steps == 1

@@ -162,9 +162,10 @@ def test_constructor_touches_nothing_until_every_argument_is_accepted():
     assert settings() == before
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_record_step_and_post_hooks():
     G, D = nets()
-    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_d=1.0, d_schedule=1.0, g_schedule=1.0)
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_d=1.0, d_schedule=1.0, g_schedule=1.0 + 1e-9)
     seen = []
     handle = tt.register_step_post_hook(lambda obj, stats: seen.append((obj is tt, stats.network, stats.steps,
                                                                         stats.lr)))

@@ -6,8 +6,15 @@ property-tested and reused in any training loop.
 """
 
 from .adaptive import choose_update, loss_change_ratio
-from .aw import CASE_NAMES, angle_degrees, aw_weights, aw_weights_from_geometry, gradient_geometry
-from .freeadv import ascent_direction, perturbation_step, project
+from .aw import (
+    CASE_NAMES,
+    angle_degrees,
+    aw_weights,
+    aw_weights_from_geometry,
+    gradient_geometry,
+    gradient_geometry_foreach,
+)
+from .freeadv import ascent_direction, initial_perturbation, perturbation_step, perturbed_input, project
 from .losses import (
     d_loss_fake,
     d_loss_real,
@@ -17,11 +24,12 @@ from .losses import (
     g_loss_per_sample,
     kl_to_uniform,
 )
-from .ttur import polynomial_rate, two_timescale_violations
+from .ttur import PolynomialDecay, polynomial_rate, two_timescale_violations
 from .wegan import effective_sample_size, wegan_weights, weight_variance
 
 __all__ = [
     "CASE_NAMES",
+    "PolynomialDecay",
     "angle_degrees",
     "ascent_direction",
     "aw_weights",
@@ -35,9 +43,12 @@ __all__ = [
     "fastgan_g_loss",
     "g_loss_per_sample",
     "gradient_geometry",
+    "gradient_geometry_foreach",
     "kl_to_uniform",
     "loss_change_ratio",
+    "initial_perturbation",
     "perturbation_step",
+    "perturbed_input",
     "polynomial_rate",
     "project",
     "two_timescale_violations",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from .._checks import check_real, check_tensor
@@ -17,8 +19,11 @@ CASE_NAMES = {
 
 
 def _check_hparams(alpha1: float, alpha2: float, eps: float, delta: float) -> None:
-    check_real("alpha1", alpha1, low=0.0, high=1.0)
-    check_real("alpha2", alpha2, low=0.0, high=1.0)
+    a1 = check_real("alpha1", alpha1, low=0.0, high=1.0)
+    a2 = check_real("alpha2", alpha2, low=0.0, high=1.0)
+    if a1 > a2:
+        raise ValueError(f"Invalid alpha2: {a2} (Algorithm 1 orders the thresholds: alpha1 <= alpha2, "
+                         f"and alpha1 is {a1})")
     check_real("eps", eps, low=0.0)
     check_real("delta", delta, low=0.0)
 
@@ -123,27 +128,51 @@ def aw_weights(grad_real: torch.Tensor, grad_fake: torch.Tensor, score_real, sco
             raise FloatingPointError(f"non-finite {name}")
 
     out_dtype = torch.promote_types(grad_real.dtype, grad_fake.dtype)
-    norm_r, norm_f, cos = gradient_geometry(grad_real.double(), grad_fake.double())
+    norm_r, norm_f, cos = gradient_geometry(grad_real, grad_fake)
     w_r, w_f, _ = aw_weights_from_geometry(
         norm_r, norm_f, cos, torch.tensor(s_r, dtype=torch.float64), torch.tensor(s_f, dtype=torch.float64),
         alpha1=alpha1, alpha2=alpha2, eps=eps, delta=delta, tiny=torch.finfo(out_dtype).tiny)
     return w_r.to(out_dtype), w_f.to(out_dtype)
 
 
+def gradient_geometry_foreach(grads_real: Sequence[torch.Tensor], grads_fake: Sequence[torch.Tensor],
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r""":math:`\|g_r\|, \|g_f\|` and :math:`\cos\angle(g_r, g_f)` of two gradients given per parameter.
+
+    ``grads_real[i]`` and ``grads_fake[i]`` are the two parts' gradients of
+    parameter ``i``; the vectors are their concatenations. Three reductions,
+    accumulated in float64 so that a finite gradient never has an infinite norm
+    (float16 gradients above 65504, float32 gradients of 1e20): the results are
+    0-d float64 tensors, and a non-finite result means a non-finite entry.
+    """
+    if len(grads_real) != len(grads_fake) or not grads_real:
+        raise ValueError(f"Invalid grads_fake: {len(grads_fake)} tensors for {len(grads_real)} in grads_real "
+                         "(expected the same, at least one)")
+    f64 = torch.float64
+    norm_r = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads_real, 2, dtype=f64)))
+    norm_f = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads_fake, 2, dtype=f64)))
+    dot = torch.stack([torch.dot(a.reshape(-1).to(f64), b.reshape(-1).to(f64))
+                       for a, b in zip(grads_real, grads_fake)]).sum()
+    denom = norm_r * norm_f
+    cos = torch.where(denom > 0, dot / torch.where(denom > 0, denom, torch.ones_like(denom)), torch.zeros_like(denom))
+    return norm_r, norm_f, cos
+
+
 def gradient_geometry(grad_real: torch.Tensor, grad_fake: torch.Tensor,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Norms of two 1-D vectors and the cosine between them, safe from overflow.
+    """Norms of two 1-D vectors and the cosine between them, safe from overflow in every dtype.
 
-    Each vector is divided by its largest magnitude before any product is taken.
+    Each vector is divided by its largest magnitude first (so float64 vectors of
+    1e300 work too), then :func:`gradient_geometry_foreach` does the reductions.
     """
-    scale_r = grad_real.abs().max() if grad_real.numel() else grad_real.new_zeros(())
-    scale_f = grad_fake.abs().max() if grad_fake.numel() else grad_fake.new_zeros(())
-    unit_r = grad_real / torch.where(scale_r > 0, scale_r, torch.ones_like(scale_r))
-    unit_f = grad_fake / torch.where(scale_f > 0, scale_f, torch.ones_like(scale_f))
-    n_r, n_f = torch.linalg.vector_norm(unit_r), torch.linalg.vector_norm(unit_f)
-    denom = n_r * n_f
-    cos = torch.where(denom > 0, torch.dot(unit_r, unit_f) / torch.where(denom > 0, denom, torch.ones_like(denom)),
-                      torch.zeros_like(denom))
+    check_tensor("grad_real", grad_real)
+    check_tensor("grad_fake", grad_fake)
+    scale_r = grad_real.abs().max().double() if grad_real.numel() else grad_real.new_zeros((), dtype=torch.float64)
+    scale_f = grad_fake.abs().max().double() if grad_fake.numel() else grad_fake.new_zeros((), dtype=torch.float64)
+    one = torch.ones((), dtype=torch.float64, device=grad_real.device)
+    unit_r = grad_real.double() / torch.where(scale_r > 0, scale_r, one)
+    unit_f = grad_fake.double() / torch.where(scale_f > 0, scale_f, one)
+    n_r, n_f, cos = gradient_geometry_foreach([unit_r], [unit_f])
     return scale_r * n_r, scale_f * n_f, cos
 
 
