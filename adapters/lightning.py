@@ -32,6 +32,7 @@ See ``examples/lightning_gan.py`` for a complete module.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from gan_optim.adaptive import AdaptiveScheduler
@@ -94,8 +95,18 @@ class GanOptimCheckpoints:
             if missing:
                 raise RuntimeError(f"gan_optim: the checkpoint has state for {', '.join(missing)}, which this "
                                    "module does not have (build them in __init__ or build_gan_optim)")
-            for name, state in pending.items():
-                components[name].load_state_dict(state)
+            # All or nothing: each component validates its own state before changing
+            # anything; if a later one refuses, the ones already loaded are put back.
+            saved = {name: copy.deepcopy(components[name].state_dict()) for name in pending}
+            loaded: list[str] = []
+            try:
+                for name, state in pending.items():
+                    components[name].load_state_dict(state)
+                    loaded.append(name)
+            except BaseException:
+                for name in loaded:
+                    components[name].load_state_dict(saved[name])
+                raise
             self._realias_optimizers()
         self._gan_optim_pending = None
 

@@ -2,30 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
 
 import torch
 
 from . import _dist
-from ._checks import check_int, check_real, check_state_keys, require_finite
+from ._checks import check_int, check_real, require_finite
+from ._component import Component
 from .functional.adaptive import RATIO_EPS, TIE_RTOL, choose_update, loss_change_ratio
 
-__all__ = ["AdaptiveScheduler"]
+__all__ = ["AdaptiveScheduler", "SchedulerStats"]
+
+Network = Literal["D", "G"]
 
 
-def _as_float(name: str, value: Any) -> float:
+@dataclass(frozen=True)
+class SchedulerStats:
+    """One :meth:`AdaptiveScheduler.observe` (host floats: the losses were read to decide, nothing syncs again)."""
+
+    choice: Optional[str]  #: the network updated in the iteration just observed ("D", "G", or None)
+    ratio_d: float  #: r_d after this observation
+    ratio_g: float  #: r_g after this observation
+    loss_d: float  #: the (global mean) D loss observed
+    loss_g: float  #: the (global mean) G loss observed
+    iteration: int  #: iterations observed so far
+
+
+_FLOAT64_EPS = float(torch.finfo(torch.float64).eps)
+
+
+def _as_float(name: str, value: Any) -> tuple[float, float]:
+    """The loss as a float, and the relative precision it was computed in (its dtype's eps)."""
+    eps = _FLOAT64_EPS
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise TypeError(f"Invalid {name}: expected a scalar loss, got shape {tuple(value.shape)}")
+        if value.is_floating_point():
+            eps = float(torch.finfo(value.dtype).eps)
         value = value.detach().item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"Invalid {name}: expected a float or a 0-d tensor, got {type(value).__name__}")
     value = float(value)
     require_finite(name, value)
-    return value
+    return value, eps
 
 
-class AdaptiveScheduler:
+class AdaptiveScheduler(Component[SchedulerStats]):
     r"""Chooses each iteration whether to update D or G (Ouyang & Agam, Algorithm 1).
 
     .. math::
@@ -68,7 +91,10 @@ class AdaptiveScheduler:
         tie_rtol: ratios within this relative tolerance are a tie, and a tie
             goes to G (see :func:`gan_optim.functional.choose_update`): equal
             ratios reached by different float operations are not decided by
-            rounding.
+            rounding. The losses' own precision is added to the tolerance: it
+            is read from the loss tensors' dtype (float64 for Python floats),
+            so float32 or bfloat16 losses are compared as coarsely as they
+            were computed.
 
     Under ``torch.distributed``, :meth:`observe` averages the losses over ranks
     first, so every rank makes the same choice.
@@ -76,6 +102,7 @@ class AdaptiveScheduler:
 
     def __init__(self, lam: float = 1.0, *, max_consecutive: int | None = None, eps: float = RATIO_EPS,
                  tie_rtol: float = TIE_RTOL) -> None:
+        super().__init__()
         self.lam = check_real("lam", lam, low=0.0, low_open=True)
         self.max_consecutive = None if max_consecutive is None else check_int("max_consecutive", max_consecutive,
                                                                               low=1)
@@ -86,15 +113,20 @@ class AdaptiveScheduler:
         self.prev_loss_d: float | None = None
         self.prev_loss_g: float | None = None
         self.counts = {"D": 0, "G": 0}
-        self.last_choice: str | None = None
+        self.last_choice: Network | None = None
         self.run_length = 0
         self.iteration = 0
-        self._pending: str | None = None
+        self._pending: Network | None = None
+        self.last: SchedulerStats | None = None
+        #: Relative precision of the losses behind the current ratios (their dtype's eps; float64 for floats).
+        self.loss_eps = 0.0
+        self._observed_eps = 0.0
 
-    def next_update(self) -> str:
+    def next_update(self) -> Network:
         """``"D"`` or ``"G"``: which network to update in this iteration."""
         if self._pending is None:
-            choice = choose_update(self.ratio_d, self.ratio_g, self.lam, tie_rtol=self.tie_rtol)
+            choice: Network = choose_update(self.ratio_d, self.ratio_g, self.lam, tie_rtol=self.tie_rtol,
+                                            loss_eps=self.loss_eps)
             if (self.max_consecutive is not None and choice == self.last_choice
                     and self.run_length >= self.max_consecutive):
                 choice = "G" if choice == "D" else "D"
@@ -106,40 +138,92 @@ class AdaptiveScheduler:
 
     def observe(self, *, loss_g: float | torch.Tensor, loss_d: float | torch.Tensor) -> None:
         """Record this iteration's generator and discriminator losses (paper eq. 3) and update the ratios."""
-        current_g = _as_float("loss_g", loss_g)
-        current_d = _as_float("loss_d", loss_d)
+        current_g, eps_g = _as_float("loss_g", loss_g)
+        current_d, eps_d = _as_float("loss_d", loss_d)
+        observed_eps = max(eps_g, eps_d)
         if _dist.active():
             current_g, current_d = (float(v) for v in _dist.mean_scalars(torch.tensor(current_g, dtype=torch.float64),
                                                                          torch.tensor(current_d, dtype=torch.float64)))
-        if self.prev_loss_g is None or self.prev_loss_d is None:
-            self.prev_loss_g, self.prev_loss_d = current_g, current_d
-        self.ratio_g = loss_change_ratio(current_g, self.prev_loss_g, eps=self.eps)
-        self.ratio_d = loss_change_ratio(current_d, self.prev_loss_d, eps=self.eps)
+        prev_g = current_g if self.prev_loss_g is None else self.prev_loss_g
+        prev_d = current_d if self.prev_loss_d is None else self.prev_loss_d
+        ratio_g = loss_change_ratio(current_g, prev_g, eps=self.eps)
+        ratio_d = loss_change_ratio(current_d, prev_d, eps=self.eps)
+        previous = self.state_dict()
+        # A ratio mixes this observation and the previous one: it is as precise as the coarser.
+        self.loss_eps = max(observed_eps, self._observed_eps)
+        self._observed_eps = observed_eps
+        self.ratio_g, self.ratio_d = ratio_g, ratio_d
         self.prev_loss_g, self.prev_loss_d = current_g, current_d
         self.iteration += 1
+        stats = SchedulerStats(choice=self._pending, ratio_d=ratio_d, ratio_g=ratio_g, loss_d=current_d,
+                               loss_g=current_g, iteration=self.iteration)
         self._pending = None
+        self.last = stats
+        try:
+            self._call_step_post_hooks(stats)
+        except BaseException:
+            self._apply(previous)
+            raise
+
+    _KEYS = ("lam", "max_consecutive", "eps", "tie_rtol", "ratio_d", "ratio_g", "prev_loss_d", "prev_loss_g",
+             "counts", "last_choice", "run_length", "iteration", "pending", "last", "loss_eps", "observed_eps")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"lam": self.lam, "max_consecutive": self.max_consecutive, "eps": self.eps, "tie_rtol": self.tie_rtol,
+        return {**self._state_header(),
+                "lam": self.lam, "max_consecutive": self.max_consecutive, "eps": self.eps, "tie_rtol": self.tie_rtol,
                 "ratio_d": self.ratio_d, "ratio_g": self.ratio_g, "prev_loss_d": self.prev_loss_d,
                 "prev_loss_g": self.prev_loss_g, "counts": dict(self.counts), "last_choice": self.last_choice,
-                "run_length": self.run_length, "iteration": self.iteration, "pending": self._pending}
+                "run_length": self.run_length, "iteration": self.iteration, "pending": self._pending,
+                "last": None if self.last is None else dict(vars(self.last)),
+                "loss_eps": self.loss_eps, "observed_eps": self._observed_eps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        keys = ("lam", "max_consecutive", "eps", "ratio_d", "ratio_g", "prev_loss_d", "prev_loss_g", "counts",
-                "last_choice", "run_length", "iteration", "pending")
-        check_state_keys("state", state, keys)
-        lam = check_real("lam", state["lam"], low=0.0, low_open=True)
-        eps = check_real("eps", state["eps"], low=0.0, low_open=True)
+        """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing."""
+        self._check_state(state, self._KEYS)
+        checked = dict(state)
+        checked["lam"] = check_real("state['lam']", state["lam"], low=0.0, low_open=True)
+        checked["eps"] = check_real("state['eps']", state["eps"], low=0.0, low_open=True)
+        checked["tie_rtol"] = check_real("state['tie_rtol']", state["tie_rtol"], low=0.0, high=1.0, high_open=True)
         mc = state["max_consecutive"]
-        mc = None if mc is None else check_int("max_consecutive", mc, low=1)
-        tie_rtol = check_real("tie_rtol", state.get("tie_rtol", TIE_RTOL), low=0.0, high=1.0, high_open=True)
-        self.lam, self.eps, self.max_consecutive, self.tie_rtol = lam, eps, mc, tie_rtol
+        checked["max_consecutive"] = None if mc is None else check_int("state['max_consecutive']", mc, low=1)
+        for k in ("ratio_d", "ratio_g"):
+            checked[k] = check_real(f"state[{k!r}]", state[k], low=0.0)
+        for k in ("prev_loss_d", "prev_loss_g"):
+            checked[k] = None if state[k] is None else check_real(f"state[{k!r}]", state[k])
+        if (checked["prev_loss_d"] is None) != (checked["prev_loss_g"] is None):
+            raise ValueError("Invalid state: prev_loss_d and prev_loss_g must both be set or both be None")
+        counts = state["counts"]
+        if not isinstance(counts, dict) or set(counts) != {"D", "G"}:
+            raise ValueError(f"Invalid state['counts']: expected {{'D': int, 'G': int}}, got {counts!r}")
+        checked["counts"] = {k: check_int(f"state['counts'][{k!r}]", counts[k], low=0) for k in ("D", "G")}
+        for k in ("last_choice", "pending"):
+            if state[k] not in (None, "D", "G"):
+                raise ValueError(f"Invalid state[{k!r}]: {state[k]!r} (expected None, 'D' or 'G')")
+        for k in ("loss_eps", "observed_eps"):
+            checked[k] = check_real(f"state[{k!r}]", state[k], low=0.0, high=1.0, high_open=True)
+        checked["run_length"] = check_int("state['run_length']", state["run_length"], low=0)
+        checked["iteration"] = check_int("state['iteration']", state["iteration"], low=0)
+        last = state["last"]
+        if last is not None:
+            if not isinstance(last, dict) or set(last) != {f.name for f in SchedulerStats.__dataclass_fields__.values()}:
+                raise ValueError("Invalid state['last']: expected None or the fields of SchedulerStats")
+            try:
+                checked["last"] = SchedulerStats(**last)
+            except TypeError as err:  # pragma: no cover - guarded by the key check
+                raise ValueError(f"Invalid state['last']: {err}") from None
+        self._apply(checked)
+
+    def _apply(self, state: dict[str, Any]) -> None:
+        self.lam, self.eps, self.tie_rtol = state["lam"], state["eps"], state["tie_rtol"]
+        self.max_consecutive = state["max_consecutive"]
         self.ratio_d, self.ratio_g = float(state["ratio_d"]), float(state["ratio_g"])
         self.prev_loss_d, self.prev_loss_g = state["prev_loss_d"], state["prev_loss_g"]
-        self.counts = {"D": int(state["counts"]["D"]), "G": int(state["counts"]["G"])}
-        self.last_choice, self.run_length = state["last_choice"], int(state["run_length"])
-        self.iteration, self._pending = int(state["iteration"]), state["pending"]
+        self.counts = dict(state["counts"])
+        self.last_choice, self.run_length = state["last_choice"], state["run_length"]
+        self.iteration, self._pending = state["iteration"], state["pending"]
+        self.loss_eps, self._observed_eps = float(state["loss_eps"]), float(state["observed_eps"])
+        last = state["last"]
+        self.last = SchedulerStats(**last) if isinstance(last, dict) else last
 
     def __repr__(self) -> str:
         return (f"AdaptiveScheduler(lam={self.lam}, max_consecutive={self.max_consecutive}, "

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import gan_optim.functional as F
+from gan_optim import testing
 
 from _reference import algorithm1
 
@@ -70,63 +71,54 @@ vec = st.integers(2, 6).flatmap(lambda n: st.tuples(
 score = st.floats(0.0, 1.0)
 
 
+@settings(deadline=None)
 @given(vec, score, score)
 def test_matches_algorithm1_everywhere(gs, sr, sf):
     gr, gf = gs
-    if np.linalg.norm(gr) < 1e-3 or np.linalg.norm(gf) < 1e-3:
-        return  # the zero-gradient convention is tested separately
+    assume(np.linalg.norm(gr) >= 1e-3 and np.linalg.norm(gf) >= 1e-3)  # zero gradients: tested separately
     exp_r, exp_f, _ = algorithm1(gr, gf, sr, sf)
     w_r, w_f = F.aw_weights(torch.from_numpy(gr), torch.from_numpy(gf), sr, sf)
     assert float(w_r) == pytest.approx(exp_r, rel=1e-9, abs=1e-9)
     assert float(w_f) == pytest.approx(exp_f, rel=1e-9, abs=1e-9)
 
 
-def _combined(gr, gf, sr, sf):
-    w_r, w_f = F.aw_weights(torch.from_numpy(gr), torch.from_numpy(gf), sr, sf, eps=0.0)
-    return float(w_r) * gr + float(w_f) * gf
-
-
 def _angle(a, b):
     return math.degrees(math.acos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
 
 
-nonzero_pair = vec.filter(lambda g: np.linalg.norm(g[0]) > 1e-2 and np.linalg.norm(g[1]) > 1e-2
-                          and abs(g[0] @ g[1]) / (np.linalg.norm(g[0]) * np.linalg.norm(g[1])) < 0.999)
+obtuse_pairs = testing.gradient_pairs(angle=(91.0, 179.0), norm_exponent=(-30, 30), zeros=False)
 
 
-@given(nonzero_pair)
-def test_case1_direction_is_orthogonal_to_fake_gradient(gs):
-    gr, gf = gs
-    if gr @ gf >= 0:
-        gf = gf - 2 * (gr @ gf) / (gr @ gr) * gr  # reflect to make the angle obtuse
-    if gr @ gf >= -1e-6:
-        return
-    d = _combined(gr, gf, 0.3, 0.6)  # case 1
-    assert d @ gf == pytest.approx(0.0, abs=1e-9 * np.linalg.norm(d) * np.linalg.norm(gf) + 1e-9)
-    assert d @ gr > 0  # Theorem 2.2: acute with grad L_r
+@settings(deadline=None)
+@given(obtuse_pairs)
+def test_case1_direction_is_orthogonal_to_fake_gradient(pair):
+    assume(float(pair[0] @ pair[1]) < 0)
+    testing.check_case_direction(F.aw_weights, *pair, case=1)  # Theorem 2.2
 
 
-@given(nonzero_pair)
-def test_case3_direction_is_orthogonal_to_real_gradient(gs):
-    gr, gf = gs
-    if gr @ gf >= 0:
-        gf = gf - 2 * (gr @ gf) / (gr @ gr) * gr
-    if gr @ gf >= -1e-6:
-        return
-    d = _combined(gr, gf, 0.9, 0.2)  # case 3
-    assert d @ gr == pytest.approx(0.0, abs=1e-9 * np.linalg.norm(d) * np.linalg.norm(gr) + 1e-9)
-    assert d @ gf > 0
+@settings(deadline=None)
+@given(obtuse_pairs)
+def test_case3_direction_is_orthogonal_to_real_gradient(pair):
+    assume(float(pair[0] @ pair[1]) < 0)
+    testing.check_case_direction(F.aw_weights, *pair, case=3)
 
 
-@given(nonzero_pair)
-def test_case5_direction_is_the_angle_bisector(gs):
-    gr, gf = gs
-    d = _combined(gr, gf, 0.6, 0.4)  # case 5
-    if np.linalg.norm(d) < 1e-6:
-        return  # exactly opposite gradients: no bisector
-    a_r, a_f = _angle(d, gr), _angle(d, gf)
-    assert a_r == pytest.approx(a_f, abs=1e-6)
-    assert a_r + a_f == pytest.approx(_angle(gr, gf), abs=1e-6)
+@settings(deadline=None)
+@given(testing.gradient_pairs(angle=(0.0, 179.0), norm_exponent=(-30, 30), zeros=False))
+def test_case5_direction_is_the_angle_bisector(pair):
+    testing.check_case_direction(F.aw_weights, *pair, case=5)
+
+
+@settings(deadline=None)
+@given(testing.gradient_pairs(), testing.scores(), testing.scores())
+def test_weights_finite_down_to_subnormal_norms_and_exact_zeros(pair, sr, sf):
+    testing.check_aw_finite(F.aw_weights, *pair, sr, sf)
+
+
+@settings(deadline=None)
+@given(testing.gradient_pairs(norm_exponent=(-100, 100), zeros=False), testing.scores(), testing.scores())
+def test_weights_scale_as_one_over_the_gradient(pair, sr, sf):
+    testing.check_aw_scale_behaviour(F.aw_weights, *pair, sr, sf)
 
 
 any_finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -134,11 +126,11 @@ finite_vec = st.integers(1, 5).flatmap(lambda n: st.tuples(
     arrays(np.float64, n, elements=any_finite), arrays(np.float64, n, elements=any_finite)))
 
 
+@settings(deadline=None)
 @given(finite_vec, score, score, st.sampled_from([torch.float64, torch.float32]))
 def test_weights_finite_for_every_finite_input(gs, sr, sf, dtype):
     gr, gf = (torch.from_numpy(g).to(dtype) for g in gs)
-    if not (torch.isfinite(gr).all() and torch.isfinite(gf).all()):
-        return  # values that overflow the cast to float32 are not finite inputs
+    assume(bool(torch.isfinite(gr).all() and torch.isfinite(gf).all()))  # float32 casts that overflow are not finite
     w_r, w_f = F.aw_weights(gr, gf, sr, sf)
     assert torch.isfinite(w_r) and torch.isfinite(w_f)
     # Every branch adds eps to a non-negative term (the projections are taken only when obtuse).

@@ -163,6 +163,7 @@ def test_constructor_touches_nothing_until_every_argument_is_accepted():
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@pytest.mark.filterwarnings("ignore::gan_optim.TwoTimescaleWarning")
 def test_record_step_and_post_hooks():
     G, D = nets()
     tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_d=1.0, d_schedule=1.0, g_schedule=1.0 + 1e-9)

@@ -9,13 +9,14 @@ import torch
 from .._checks import check_real, check_tensor
 
 
-def check_eta(eta) -> float:
+def check_eta(eta: object) -> float:
     return check_real("eta", eta, low=0.0, high=1.0, low_open=True)
 
 
 def wegan_logits(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
     """Unnormalised log-weights ``(1 - p_i) ln eta``."""
-    return (1.0 - fake_prob) * math.log(eta)
+    check_tensor("fake_prob", fake_prob)
+    return (1.0 - fake_prob) * math.log(check_eta(eta))
 
 
 def wegan_weights(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
@@ -49,11 +50,20 @@ def wegan_weights(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
     return torch.softmax(wegan_logits(fake_prob, eta), dim=0)
 
 
+def _check_weights(weights: torch.Tensor) -> torch.Tensor:
+    check_tensor("weights", weights)
+    if weights.dim() != 1 or weights.numel() == 0:
+        raise ValueError(f"Invalid weights: expected a non-empty 1-D tensor, got shape {tuple(weights.shape)}")
+    return weights
+
+
 def effective_sample_size(weights: torch.Tensor) -> torch.Tensor:
     """Kish's effective sample size ``1 / sum w_i^2`` of normalised weights (N when uniform)."""
+    _check_weights(weights)
     return 1.0 / (weights * weights).sum()
 
 
 def weight_variance(weights: torch.Tensor) -> torch.Tensor:
     """Population variance of the weights around ``1/N`` (0 when uniform: the paper's convergence monitor)."""
+    _check_weights(weights)
     return ((weights - 1.0 / weights.numel()) ** 2).mean()
