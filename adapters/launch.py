@@ -105,7 +105,7 @@ def main(command: str, argv: Sequence[str]) -> int:
     adapter = importlib.import_module(f"gan_optim.adapters.{command}")
     saved_path, saved_argv = list(sys.path), list(sys.argv)
     sys.path.insert(0, repo)
-    extra = {"namespaces": []} if command == "autogan" else {}
+    extra: dict[str, Any] = {"namespaces": []} if command == "autogan" else {}
     handle = adapter.patch(ns.technique, **extra, **options)
     print(f"gan-optim {command}: {ns.script} from {repo}, technique {ns.technique} "
           f"{handle.options if handle.options else ''}".rstrip(), file=sys.stderr)

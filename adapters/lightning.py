@@ -122,7 +122,7 @@ class GanOptimCheckpoints:
         time), so sharing the wrapper's objects again is exact.
         """
         try:
-            wrappers = self.optimizers()
+            wrappers = self.optimizers()  # type: ignore[attr-defined]  # a LightningModule's
         except RuntimeError:  # no trainer attached (called outside fit)
             return
         for wrapper in wrappers if isinstance(wrappers, (list, tuple)) else [wrappers]:

@@ -177,7 +177,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
 
         # Detached primals: the gradients must not carry a graph back to the parameters.
         primals = {n: p.detach() for n, p in zip(names, params)}
-        loss, pullback, (out, new_buffers) = vjp(f, primals, has_aux=True)
+        loss, pullback, (out, new_buffers) = vjp(f, primals, has_aux=True)  # type: ignore[misc]
         scale = self._loss_scale()
         (grads,) = pullback(torch.full_like(loss, scale))
         grads = [grads[n] for n in names]
@@ -224,9 +224,9 @@ class AWDiscriminatorLoss(Component[AWStats]):
         loss_f, out_f, buffers_f, g_f = self._half(d_loss_fake, names, params, buffers_r, x_fake, args, kwargs)
         used = self._used_parameters(params, x_real, args, kwargs)
         value, grads, stats = self._combine(params, loss_r, loss_f, out_r, out_f, g_r, g_f)
-        grads = [g if u else None for g, u in zip(grads, used)]
+        deposit = [g if u else None for g, u in zip(grads, used)]
         self._commit(stats, lambda: self._write_buffers(buffers, buffers_f))
-        return _DepositGradients.apply(value, grads, *params)
+        return _DepositGradients.apply(value, deposit, *params)
 
     @staticmethod
     def _write_buffers(buffers: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> Callable[[], None]:
@@ -283,8 +283,9 @@ class AWDiscriminatorLoss(Component[AWStats]):
         if not any(used):
             raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
                              "parameters (outputs of another model?)")
-        g_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
-        g_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
+        parts = ([torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)],
+                 [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)])
+        g_r, g_f = parts  # type: ignore[assignment]
         if scale != 1.0:
             torch._foreach_div_(g_r, scale)
             torch._foreach_div_(g_f, scale)

@@ -136,7 +136,7 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
         super().__init__()
         check_module("discriminator", discriminator)
         two_timescale = optimizer if isinstance(optimizer, TwoTimescale) else None
-        d_optimizer = check_optimizer("optimizer", optimizer.d_optimizer if two_timescale is not None else optimizer)
+        d_optimizer = check_optimizer("optimizer", optimizer if two_timescale is None else two_timescale.d_optimizer)
         scaler = check_scaler("scaler", scaler)
         if two_timescale is not None and two_timescale.scaler is not None:
             if scaler is not None and scaler is not two_timescale.scaler:
@@ -199,6 +199,7 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
     # ------------------------------------------------------------------ losses
     def _real_loss(self, out: Any, y_real: torch.Tensor | None) -> torch.Tensor:
         if self.loss == "hinge_ac":
+            assert y_real is not None  # step() checks it
             adv, logits = out
             return fastgan_d_loss_real(adv, logits, y_real)
         return d_loss_real(out, self.loss)
@@ -215,8 +216,8 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
         D, opt = self.discriminator, self.optimizer
         sources: list[torch.Tensor] = []
         keys: list[tuple] = []
-        for i, p in enumerate(D.parameters()):
-            sources.append(p.detach())
+        for i, param in enumerate(D.parameters()):
+            sources.append(param.detach())
             keys.append(("param", i))
         for p, state in opt.state.items():
             for k, v in state.items():
@@ -240,8 +241,8 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
     def _restore(self, snap: dict[str, Any]) -> None:
         store, keys = self._snapshot_store, snap["keys"]
         with torch.no_grad():
-            for i, p in enumerate(self.discriminator.parameters()):
-                p.copy_(store[("param", i)])
+            for i, param in enumerate(self.discriminator.parameters()):
+                param.copy_(store[("param", i)])
             for p in list(self.optimizer.state.keys()):
                 if id(p) not in snap["opt_params"]:
                     del self.optimizer.state[p]  # the failed call created it

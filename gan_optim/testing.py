@@ -195,8 +195,8 @@ def check_aw_scale_behaviour(weights_fn: WeightFn, grad_real: torch.Tensor, grad
         raise ValueError(f"Invalid factor: {factor} (must be > 0)")
     base = weights_fn(grad_real, grad_fake, score_real, score_fake, **{**hparams, "eps": 0.0})
     scaled = weights_fn(grad_real * factor, grad_fake * factor, score_real, score_fake, **{**hparams, "eps": 0.0})
-    for name, a, b in (("w_real", base[0], scaled[0]), ("w_fake", base[1], scaled[1])):
-        a, b = float(a), float(b)
+    for name, w_a, w_b in (("w_real", base[0], scaled[0]), ("w_fake", base[1], scaled[1])):
+        a, b = float(w_a), float(w_b)
         if not (math.isfinite(a) and math.isfinite(b)):
             continue
         assert math.isclose(b * factor, a, rel_tol=1e-6, abs_tol=1e-300), \

@@ -236,7 +236,7 @@ class TwoTimescale(Component[TTURStats]):
     def _optimizer(self, which: str) -> torch.optim.Optimizer:
         return self.g_optimizer if which == "G" else self.d_optimizer
 
-    def _step(self, which: str) -> bool:
+    def _step(self, which: Literal["G", "D"]) -> bool:
         opt = self._optimizer(which)
         if self.scaler is not None:
             # The scaler skips the step on non-finite gradients; a transient hook tells whether it did.
@@ -288,7 +288,8 @@ class TwoTimescale(Component[TTURStats]):
 
     def step(self, which: Literal["G", "D"]) -> bool:
         """Step ``"G"`` or ``"D"``: composes with ``AdaptiveScheduler.next_update()``."""
-        return self._step(check_choice("which", which, ("G", "D")))
+        check_choice("which", which, ("G", "D"))
+        return self._step(which)
 
     def zero_grad(self, which: Literal["both", "G", "D"] = "both", set_to_none: bool = True) -> None:
         check_choice("which", which, ("both", "G", "D"))
@@ -312,7 +313,7 @@ class TwoTimescale(Component[TTURStats]):
         """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing."""
         self._check_state(state, ("g_optimizer", "d_optimizer", "g_scheduler", "d_scheduler", "g_power",
                                   "d_power", "steps_g", "steps_d", "check_finite"))
-        powers = {}
+        powers: dict[str, float | None] = {}
         for side in ("g", "d"):
             _check_optimizer_state(f"{side}_optimizer", getattr(self, f"{side}_optimizer"), state[f"{side}_optimizer"])
             power = state[f"{side}_power"]
@@ -334,10 +335,11 @@ class TwoTimescale(Component[TTURStats]):
         # Everything is accepted: apply.
         for side in ("g", "d"):
             opt = getattr(self, f"{side}_optimizer")
-            if powers[side] is not None:
+            power = powers[side]
+            if power is not None:
                 # Rebuild the polynomial schedule the state was saved with (before the
                 # optimizer's state is loaded: building a scheduler resets the lr).
-                decay = PolynomialDecay(powers[side])
+                decay = PolynomialDecay(power)
                 setattr(self, f"{side}_power", decay.power)
                 setattr(self, f"{side}_scheduler", LambdaLR(opt, decay))
             opt.load_state_dict(state[f"{side}_optimizer"])

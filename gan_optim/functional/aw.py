@@ -149,8 +149,8 @@ def gradient_geometry_foreach(grads_real: Sequence[torch.Tensor], grads_fake: Se
         raise ValueError(f"Invalid grads_fake: {len(grads_fake)} tensors for {len(grads_real)} in grads_real "
                          "(expected the same, at least one)")
     f64 = torch.float64
-    norm_r = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads_real, 2, dtype=f64)))
-    norm_f = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads_fake, 2, dtype=f64)))
+    norm_r = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads_real), 2, dtype=f64)))
+    norm_f = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads_fake), 2, dtype=f64)))
     dot = torch.stack([torch.dot(a.reshape(-1).to(f64), b.reshape(-1).to(f64))
                        for a, b in zip(grads_real, grads_fake)]).sum()
     denom = norm_r * norm_f
