@@ -36,7 +36,13 @@ def check_options(technique: str, options: dict[str, Any]) -> dict[str, Any]:
         allowed = ", ".join(OPTIONS[technique]) or "none"
         raise TypeError(f"Invalid options for technique {technique!r}: {', '.join(sorted(unknown))} "
                         f"(allowed: {allowed})")
-    return {**OPTIONS[technique], **options}
+    full = {**OPTIONS[technique], **options}
+    # The values are checked by the components themselves, built once on a stand-in pair, so that
+    # a bad value stops the launcher before the upstream script starts (and no check is written twice).
+    G, D = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    build_components(technique, full, G, D, torch.optim.SGD(G.parameters(), lr=0.1),
+                     torch.optim.SGD(D.parameters(), lr=0.1))
+    return full
 
 
 def build_components(technique: str, options: dict[str, Any], G: torch.nn.Module, D: torch.nn.Module,

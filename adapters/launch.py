@@ -106,7 +106,13 @@ def main(command: str, argv: Sequence[str]) -> int:
     saved_path, saved_argv = list(sys.path), list(sys.argv)
     sys.path.insert(0, repo)
     extra: dict[str, Any] = {"namespaces": []} if command == "autogan" else {}
-    handle = adapter.patch(ns.technique, **extra, **options)
+    try:
+        handle = adapter.patch(ns.technique, **extra, **options)
+    except (ValueError, TypeError, ImportError, AttributeError) as err:
+        # A user mistake (an option value, a checkout of another kind): one line, no traceback.
+        sys.path[:] = saved_path
+        print(f"gan-optim {command}: {err}", file=sys.stderr)
+        return 2
     print(f"gan-optim {command}: {ns.script} from {repo}, technique {ns.technique} "
           f"{handle.options if handle.options else ''}".rstrip(), file=sys.stderr)
     sys.argv = [script, *script_args]

@@ -708,17 +708,38 @@ def format_table(results: Sequence[BenchResult]) -> str:
     return "\n".join(lines)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} (must be >= 1)")
+    return value
+
+
+def _device(text: str) -> torch.device:
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the benchmark runs on cpu or cuda")
+    return device
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Time each gan_optim component against a hand-written "
                                 "plain step on the same model and batch (ratio = component / plain).")
     p.add_argument("--quick", action="store_true", help="small models and few repeats (seconds)")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu); on cuda memory is measured "
+    p.add_argument("--device", type=_device, default="cpu", help="torch device (default cpu); on cuda memory is measured "
                    "with torch.cuda.max_memory_allocated")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of %(default)s")
     p.add_argument("--components", default=",".join(COMPONENTS), help="comma-separated subset of %(default)s")
-    p.add_argument("--repeats", type=int, default=None, help="timed pairs per row (default 5 quick, 21 full)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--repeats", type=_positive_int, default=None,
+                   help="timed pairs per row (default 5 quick, 21 full)")
+    p.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads (default 1: steadier timings on a shared machine)")
     p.add_argument("--min-sample-ms", type=float, default=None,
                    help="repeat short steps within a sample until it lasts this long (default 5 quick, 50 full)")
@@ -731,7 +752,8 @@ def _split_choices(name: str, text: str, allowed: Sequence[str]) -> list[str]:
     chosen = [c.strip() for c in text.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in allowed]
     if unknown or not chosen:
-        raise SystemExit(f"gan-optim bench: invalid --{name} {text!r}; choose from {', '.join(allowed)}")
+        print(f"gan-optim bench: invalid --{name} {text!r}; choose from {', '.join(allowed)}", file=sys.stderr)
+        raise SystemExit(2)
     return chosen
 
 
@@ -740,12 +762,10 @@ def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
     args = _parser(f"gan-optim {command}").parse_args(list(sys.argv[1:] if argv is None else argv))
     sizes = QUICK if args.quick else FULL
     if args.repeats is not None:
-        if args.repeats < 1:
-            raise SystemExit("gan-optim bench: --repeats must be >= 1")
         sizes = dataclasses.replace(sizes, repeats=args.repeats)
     if args.min_sample_ms is not None:
         sizes = dataclasses.replace(sizes, min_sample_seconds=max(0.0, args.min_sample_ms) / 1e3)
-    device = torch.device(args.device)
+    device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gan-optim bench: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2

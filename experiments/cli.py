@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,62 @@ DEFAULT_TECHNIQUES = "baseline,aw,wegan,adaptive,ttur,freeadv"
 TOY_TASKS = ("dirac", "saddle", "angles")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} (must be >= 1)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{value} (must be a finite number > 0)")
+    return value
+
+
+def _target(text: str) -> tuple[str, float]:
+    metric, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not metric or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{text!r} (expected METRIC=VALUE, e.g. mmd=0.01)")
+    return metric, number
+
+
+def _output_folder(parser: argparse.ArgumentParser, out: str | None, default: str, overwrite: bool) -> Path:
+    """The folder to write: an explicit --out must be new or empty (or --overwrite); the default gets a fresh
+    timestamped subfolder, so running the same command twice keeps both results."""
+    if out is None:
+        path = Path(default) / time.strftime("%Y%m%d-%H%M%S")
+        suffix = 1
+        while path.exists():
+            path = Path(default) / f"{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+            suffix += 1
+    else:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            parser.error(f"--out {out}: exists and is not a folder")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            parser.error(f"--out {out}: exists and is not empty (pass --overwrite to write into it)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".gan_optim_write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        parser.error(f"--out {path}: cannot write there ({err.strerror or err})")
+    return path
+
+
 def _compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan-optim compare",
                                 description="Run techniques side by side on a small CPU task "
@@ -26,18 +83,22 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--techniques", default=DEFAULT_TECHNIQUES,
                    help="comma-separated; '+' composes components, ':' gives a value "
                         "(e.g. baseline,aw+adaptive,wegan:0.1,nd:5). Default: %(default)s")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default 3)")
-    p.add_argument("--steps", type=int, default=None, help="training iterations per run (task default)")
-    p.add_argument("--eval-every", type=int, default=None, help="iterations between evaluations")
-    p.add_argument("--out", default="gan_optim_runs/compare", help="output folder (default %(default)s)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (task default)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (task default)")
-    p.add_argument("--target", default=None, help="METRIC=VALUE for time-to-target (task default)")
-    p.add_argument("--radius", type=float, default=1.0, help="gaussians8: ring radius (1: aw paper, 3: WeGAN)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds 0..N-1 (default 3)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="training iterations per run (task default)")
+    p.add_argument("--eval-every", type=_positive_int, default=None, help="iterations between evaluations")
+    p.add_argument("--out", default=None,
+                   help="output folder; must be new or empty unless --overwrite (default: a new timestamped "
+                        "folder under gan_optim_runs/compare/)")
+    p.add_argument("--overwrite", action="store_true", help="write into an --out that already holds files")
+    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (task default)")
+    p.add_argument("--batch", type=_positive_int, default=None, help="batch size (task default)")
+    p.add_argument("--target", type=_target, default=None, help="METRIC=VALUE for time-to-target (task default)")
+    p.add_argument("--radius", type=_positive_float, default=1.0,
+                   help="gaussians8: ring radius (1: aw paper, 3: WeGAN)")
     p.add_argument("--classifier-path", default=None,
                    help="digits: where the FID-digits classifier is cached (default ~/.cache/gan_optim/"
                         "digits_classifier.pt, or $GAN_OPTIM_CACHE)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -47,10 +108,10 @@ STEPS_DEFAULT = {"gaussians8": 1000, "digits": 2000}
 
 def compare_main(argv: Sequence[str]) -> int:
     """``gan-optim compare``: writes results.csv, summary.md, curves.png and samples.png under ``--out``."""
-    args = _compare_parser().parse_args(list(argv))
-    torch.set_num_threads(max(1, args.threads))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    parser = _compare_parser()
+    args = parser.parse_args(list(argv))
+    torch.set_num_threads(args.threads)
+    out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite)
     if args.task in TOY_TASKS:
         from .claims import run_claim
 
@@ -64,14 +125,9 @@ def compare_main(argv: Sequence[str]) -> int:
 
     options = {"radius": args.radius} if args.task == "gaussians8" else {"classifier_path": args.classifier_path}
     task = make_task(args.task, **options)
-    target = None
-    if args.target:
-        metric, _, value = args.target.partition("=")
-        if metric not in task.lower_better or not value:
-            print(f"gan-optim compare: invalid --target {args.target!r} (metrics: {', '.join(task.lower_better)})",
-                  file=sys.stderr)
-            return 2
-        target = (metric, float(value))
+    target = args.target
+    if target is not None and target[0] not in task.lower_better:
+        parser.error(f"argument --target: unknown metric {target[0]!r} (metrics: {', '.join(task.lower_better)})")
     techniques = [t.strip() for t in args.techniques.split(",") if t.strip()]
     steps = args.steps or STEPS_DEFAULT[args.task]
     every = args.eval_every or max(steps // 20, 1)
@@ -103,12 +159,15 @@ def reproduce_main(argv: Sequence[str]) -> int:
                                 description="Run one paper claim's setting, write its plot and print a verdict.")
     p.add_argument("claim", choices=list(CLAIMS))
     p.add_argument("--out", default="gan_optim_runs/reproduce", help="output folder (default %(default)s)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (claim default)")
+    p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (claim default)")
     p.add_argument("--quick", action="store_true", help="a few steps only (smoke test; verdict meaningless)")
     p.add_argument("--classifier-path", default=None, help="digits: FID-digits classifier cache path")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(list(argv))
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {out}: exists and is not a folder")
     kwargs = {"quick": args.quick, "classifier_path": args.classifier_path}
     if args.seeds is not None:
         kwargs["seeds"] = args.seeds

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from gan_optim import cli
 
 
@@ -35,3 +37,55 @@ def test_no_command_means_compare(monkeypatch):
 def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "gan_optim", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "usage: gan-optim" in done.stdout
+
+
+# ------------------------------------------------------------------ user mistakes: one line, exit 2, no traceback
+MISTAKES = [
+    (["compare", "--steps", "0"], "--steps"),
+    (["compare", "--steps", "-5"], "--steps"),
+    (["compare", "--batch", "0"], "--batch"),
+    (["compare", "--eval-every", "-1"], "--eval-every"),
+    (["compare", "--seeds", "0"], "--seeds"),
+    (["compare", "--seeds", "-2"], "--seeds"),
+    (["compare", "--target", "mmd=abc"], "--target"),
+    (["compare", "--radius", "nan"], "--radius"),
+    (["compare", "--lr", "inf"], "--lr"),
+    (["compare", "--threads", "0"], "--threads"),
+    (["reproduce", "angles", "--seeds", "0"], "--seeds"),
+    (["reproduce", "nosuchclaim"], "claim"),
+    (["bench", "--device", "tpu9"], "--device"),
+    (["bench", "--repeats", "0"], "--repeats"),
+    (["biggan", "--repo", "{tmp}", "--technique", "wegan", "--eta", "5"], "eta"),
+    (["autogan", "--repo", "{tmp}", "--technique", "freeadv", "--replays", "0"], "replays"),
+    (["biggan", "--repo", "{tmp}", "--technique", "aw"], "losses"),
+    (["biggan", "--repo", "{tmp}/missing", "--technique", "aw"], "no train.py"),
+]
+
+
+@pytest.mark.parametrize("argv,fragment", MISTAKES, ids=[" ".join(a[:3]) + " " + f for a, f in MISTAKES])
+def test_user_mistakes_get_one_clear_line_and_status_2(argv, fragment, tmp_path, capsys):
+    (tmp_path / "train.py").write_text("raise SystemExit('the script must not start')\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse's error()
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]  # argparse's usage may come first; the error is one line
+    assert last.startswith("gan-optim") and fragment in last
+
+
+@pytest.mark.parametrize("kind", ["file", "existing"])
+def test_compare_out_that_is_a_file_or_not_empty_is_refused(kind, tmp_path, capsys):
+    target = tmp_path / "out"
+    if kind == "file":
+        target.write_text("")
+    else:
+        target.mkdir()
+        (target / "results.csv").write_text("keep me")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare", "--steps", "1", "--out", str(target)])
+    assert exit_.value.code == 2 and "--out" in capsys.readouterr().err
+    if kind == "existing":
+        assert (target / "results.csv").read_text() == "keep me"

@@ -225,4 +225,6 @@ def test_compare_cli_rejects_bad_input(tmp_path, capsys):
     from gan_optim_experiments.cli import main
 
     assert main("compare", ["--techniques", "bogus", "--steps", "1", "--no-progress", "--out", str(tmp_path)]) == 2
-    assert main("compare", ["--target", "nope=1", "--steps", "1", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main("compare", ["--target", "nope=1", "--steps", "1", "--out", str(tmp_path / "new")])
+    assert exit_.value.code == 2 and "unknown metric 'nope'" in capsys.readouterr().err
