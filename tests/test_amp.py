@@ -130,3 +130,95 @@ def test_freeadv_with_scaler_and_autocast():
     sc.update()
     assert float(fa.delta.abs().max()) <= 0.05 + 1e-7  # float32 rounding of epsilon
     assert bool(torch.isfinite(stats.loss_real))
+
+
+# ---------------------------------------------------------------------------------------------
+# One GradScaler loop for every component: an overflow skips the step, the scale halves, the
+# user's own scaler.update() works, and the next (finite) iteration steps again.
+
+def _loop_aw(sc):
+    D = disc()
+    opt = torch.optim.SGD(D.parameters(), lr=0.1)
+    aw = AWDiscriminatorLoss(D, scaler=sc)
+
+    def iteration(poison):
+        xr, xf = batch()
+        opt.zero_grad()
+        sc.scale(aw(xr * (float("inf") if poison else 1.0), xf)).backward()
+        sc.step(opt)
+    return D, iteration
+
+
+def _loop_wegan(sc):
+    D, G = disc(), nn.Linear(4, 4)
+    opt = torch.optim.SGD(G.parameters(), lr=0.1)
+    wg = WeightedGeneratorLoss(0.1, scaler=sc)
+
+    def iteration(poison):
+        _, xf = batch()
+        opt.zero_grad()
+        out = D(G(xf))
+        sc.scale(wg(out * (float("inf") if poison else 1.0))).backward()
+        sc.step(opt)
+    return G, iteration
+
+
+def _loop_ttur(sc):
+    from gan_optim import TwoTimescale
+
+    D, G = disc(), nn.Linear(4, 4)
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_g=0.1, lr_d=0.1, d_schedule=0.6, g_schedule=0.75,
+                      scaler=sc)
+
+    def iteration(poison):
+        xr, xf = batch()
+        tt.zero_grad()
+        sc.scale(torch.relu(1 - D(xr * (float("inf") if poison else 1.0))).mean()).backward()
+        taken = tt.step_d()
+        assert taken is (not poison) and tt.steps_d == iteration.steps + (0 if poison else 1)
+        iteration.steps = tt.steps_d
+    iteration.steps = 0
+    return D, iteration
+
+
+def _loop_freeadv(sc):
+    D = disc()
+    fa = FreeAdvDiscriminator(D, torch.optim.SGD(D.parameters(), lr=0.1), scaler=sc, data_range=None)
+
+    def iteration(poison):
+        xr, xf = batch()
+        delta_before = None if fa.delta is None else fa.delta.clone()
+        fa.step(xr, xf * (float("inf") if poison else 1.0))
+        if poison and delta_before is not None:
+            assert bool(torch.isfinite(fa.delta).all())
+    return D, iteration
+
+
+@pytest.mark.parametrize("make", [_loop_aw, _loop_wegan, _loop_ttur, _loop_freeadv],
+                         ids=["aw", "wegan", "ttur", "freeadv"])
+def test_every_component_passes_the_same_gradscaler_loop(make):
+    sc = scaler(2.0 ** 10)
+    model, iteration = make(sc)
+    iteration(poison=False)
+    sc.update()  # the user's update: works (inf checks were recorded)
+    assert sc.get_scale() == 2.0 ** 10
+    before = copy.deepcopy(model.state_dict())
+    iteration(poison=True)  # no exception: the scaler decides
+    sc.update()
+    assert sc.get_scale() == 2.0 ** 9  # backed off
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the step was skipped
+    iteration(poison=False)
+    sc.update()
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())  # and training goes on
+
+
+@pytest.mark.parametrize("build", [
+    lambda sc: AWDiscriminatorLoss(disc(), nonfinite="raise", scaler=sc),
+    lambda sc: WeightedGeneratorLoss(0.1, nonfinite="raise", scaler=sc),
+    lambda sc: FreeAdvDiscriminator(disc(), torch.optim.SGD(disc().parameters(), lr=0.1), nonfinite="raise",
+                                    scaler=sc),
+], ids=["aw", "wegan", "freeadv"])
+def test_raise_together_with_a_scaler_is_a_value_error(build):
+    with pytest.raises(ValueError, match="Invalid nonfinite"):
+        build(scaler())
