@@ -1,0 +1,65 @@
+"""The benchmark's rows as results, verdicts against the targets, and the Markdown table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+__all__ = ["AW_EXTRA_MEMORY_TARGET", "TIME_TARGETS", "BenchResult", "format_table"]
+
+#: The issue's targets (ratio to plain), for the table's verdict column.
+TIME_TARGETS = {
+    "aw": 1.05, "aw-concat": 1.05, "wegan": 1.02, "scheduler-D": 1.02, "scheduler-G": 1.02,
+    "free-adv-r1": 1.10, "free-adv-r2": 1.10, "free-adv-r2-atomic": 1.10,
+}
+#: AW's extra peak memory over plain may be at most this many times D's parameter bytes.
+AW_EXTRA_MEMORY_TARGET = 2.0
+
+
+
+@dataclass
+class BenchResult:
+    """One table row. ``ratio`` and ``memory_ratio`` are candidate over plain."""
+
+    component: str
+    model: str
+    ratio: float                   #: wall-clock time, per work unit (per replay for free-adv)
+    memory_ratio: float
+    cpu_ratio: float               #: this thread's CPU time, per work unit (see :func:`time_interleaved`)
+    plain_seconds: float           #: median plain step time
+    candidate_seconds: float       #: median candidate time per work unit (per replay for free-adv)
+    extra_bytes: int               #: candidate's peak step memory minus plain's (may be negative)
+    d_param_bytes: int             #: bytes of D's parameters, the unit of the AW memory target
+
+    def to_json(self) -> dict[str, object]:
+        return {"component": self.component, "model": self.model, "ratio": self.ratio,
+                "memory_ratio": self.memory_ratio, "cpu_ratio": self.cpu_ratio, "plain_seconds": self.plain_seconds,
+                "candidate_seconds": self.candidate_seconds, "extra_bytes": self.extra_bytes,
+                "d_param_bytes": self.d_param_bytes}
+
+
+# ------------------------------------------------------------------- reporting
+def _verdict(r: BenchResult) -> str:
+    notes = []
+    target = TIME_TARGETS.get(r.component)
+    if target is not None:
+        # Judged on both clocks: a row meets the target only if wall and CPU time do.
+        met = r.ratio <= target and not (r.cpu_ratio > target)
+        notes.append(f"time {'met' if met else 'MISSED'} (<= {target:.2f})")
+    if r.component in ("aw", "aw-concat") and r.d_param_bytes > 0 and math.isfinite(r.memory_ratio):
+        extra = r.extra_bytes / r.d_param_bytes
+        notes.append(f"extra mem {extra:.2f}x D params, "
+                     f"{'met' if extra <= AW_EXTRA_MEMORY_TARGET else 'MISSED'} (<= {AW_EXTRA_MEMORY_TARGET:.0f}x)")
+    return "; ".join(notes)
+
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    """A Markdown table of the results, one row per (component, model)."""
+    lines = ["| component | model | ratio | cpu ratio | plain ms | candidate ms | memory ratio | extra MiB | target |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.component} | {r.model} | {r.ratio:.3f} | {r.cpu_ratio:.3f} | {1e3 * r.plain_seconds:.2f} | "
+                     f"{1e3 * r.candidate_seconds:.2f} | {r.memory_ratio:.2f} | "
+                     f"{r.extra_bytes / 2 ** 20:.2f} | {_verdict(r)} |")
+    return "\n".join(lines)
