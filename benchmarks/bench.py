@@ -49,6 +49,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from gan_optim.cli import positive_int as _positive_int
+
 from .cases import COMPONENTS, Step, _aw_concat_step, _aw_step, _case, _original_aw_reference_step, \
     _original_aw_weights, _plain_d_step
 from .models import FULL, MODELS, QUICK, BenchSizes, build_models
@@ -107,16 +109,6 @@ def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: 
                                        timing.plain_seconds, timing.candidate_seconds / units,
                                        candidate_peak - plain_peak, s.d_param_bytes))
     return results
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} (must be >= 1)")
-    return value
 
 
 def _device(text: str) -> torch.device:

@@ -12,30 +12,12 @@ from pathlib import Path
 
 import torch
 
+from gan_optim.cli import positive_float as _positive_float, positive_int as _positive_int
+
 __all__ = ["DEFAULT_TECHNIQUES", "compare_main", "main", "reproduce_main"]
 
 DEFAULT_TECHNIQUES = "baseline,aw,wegan,adaptive,ttur,freeadv"
 TOY_TASKS = ("dirac", "saddle", "angles")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} (must be >= 1)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{value} (must be a finite number > 0)")
-    return value
 
 
 def _target(text: str) -> tuple[str, float]:

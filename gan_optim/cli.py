@@ -6,7 +6,9 @@ Subcommands live in their own modules and are imported only when used, so
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import math
 import sys
 from typing import Sequence
 
@@ -19,6 +21,28 @@ SUBCOMMANDS = {
     "biggan": ("gan_optim.adapters.launch", "run BigGAN-PyTorch's train.py patched with a technique"),
     "autogan": ("gan_optim.adapters.launch", "run AutoGAN's train.py patched with a technique"),
 }
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} (must be >= 1)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{value} (must be a finite number > 0)")
+    return value
 
 
 def _usage() -> str:
