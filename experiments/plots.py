@@ -1,4 +1,4 @@
-"""Plots for ``compare`` and ``reproduce`` (matplotlib, Agg backend, small PNGs)."""
+"""Plots for ``compare`` and ``reproduce`` (matplotlib, small PNGs written to files; no window is opened)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

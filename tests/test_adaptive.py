@@ -8,22 +8,34 @@ from hypothesis import assume, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import gan_optim.functional as F
-from gan_optim import AdaptiveScheduler, testing
+from gan_optim import AdaptiveScheduler
 
 
-class Algorithm1Model(testing.Algorithm1Scheduler):
-    """Algorithm 1 (the kit's plain-Python reference, ties to G) plus the optional starvation cap."""
+class Algorithm1Model:
+    """Ouyang & Agam, Algorithm 1, as written: ratios start at 1; the first iteration copies L into L^p;
+    D iff r_d > lam * r_g, where ratios within rounding of each other (1e-6 relative, plus what float64
+    rounding of the losses can change a ratio by) are equal, so a tie goes to G."""
 
     def __init__(self, lam, cap=None):
-        super().__init__(lam)
-        self.cap = cap
+        self.lam, self.cap = lam, cap
+        self.r_g = self.r_d = 1.0
+        self.lp_g = self.lp_d = None
         self.history = []
 
     def choose(self):
-        c = super().choose()
+        a, b = self.r_d, self.lam * self.r_g
+        rounding = 2 * 2.0 ** -52 * ((2 + self.r_d) + self.lam * (2 + self.r_g)) if self.lp_g is not None else 0.0
+        c = "D" if a - b > 1e-6 * max(a, b) + rounding else "G"
         if self.cap is not None and len(self.history) >= self.cap and all(h == c for h in self.history[-self.cap:]):
             c = "G" if c == "D" else "D"
         return c
+
+    def observe(self, lg, ld):
+        if self.lp_g is None:
+            self.lp_g, self.lp_d = lg, ld
+        self.r_g = abs((lg - self.lp_g) / self.lp_g) if abs(self.lp_g) >= 1e-8 else abs(lg - self.lp_g) / 1e-8
+        self.r_d = abs((ld - self.lp_d) / self.lp_d) if abs(self.lp_d) >= 1e-8 else abs(ld - self.lp_d) / 1e-8
+        self.lp_g, self.lp_d = lg, ld
 
 
 losses = st.floats(-1e6, 1e6, allow_nan=False).filter(lambda v: v == 0 or abs(v) > 1e-300)

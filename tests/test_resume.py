@@ -37,9 +37,8 @@ def train(components, G, D, data):
         fake = G(z)
         if which == "D":
             tt.zero_grad()
-            if len(x_real) % 2 == 0:
-                aw(x_real, fake.detach()).backward()
-                tt.step_d()
+            aw(x_real, fake.detach()).backward()  # an AW step, then a free-adv step on the same batch
+            tt.step_d()
             fa.step(x_real, fake.detach())
             with torch.no_grad():
                 loss_g = float(wg(D(fake)))
