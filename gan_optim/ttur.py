@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Optional, Union
@@ -332,7 +333,20 @@ class TwoTimescale(Component[TTURStats]):
             raise TypeError(f"Invalid state['check_finite']: expected a bool, got {type(check_finite).__name__}")
         if check_finite and self.scaler is not None:
             raise ValueError("Invalid state['check_finite']: True, and this TwoTimescale has a scaler")
-        # Everything is accepted: apply.
+        # Everything checkable is accepted: apply. A scheduler's own state is checked only by its
+        # load_state_dict, so whatever raises there puts the previous state back.
+        previous = copy.deepcopy(self.state_dict())
+        previous_schedules = (self.g_power, self.g_scheduler, self.d_power, self.d_scheduler)
+        try:
+            self._apply(state, powers)
+        except Exception as err:
+            self.g_power, self.g_scheduler, self.d_power, self.d_scheduler = previous_schedules
+            self._apply(previous, {"g": None, "d": None})
+            raise ValueError(f"Invalid state: {type(err).__name__}: {err}") from None
+        self.steps_g, self.steps_d = steps["steps_g"], steps["steps_d"]
+        self.check_finite = check_finite
+
+    def _apply(self, state: dict[str, Any], powers: dict[str, float | None]) -> None:
         for side in ("g", "d"):
             opt = getattr(self, f"{side}_optimizer")
             power = powers[side]
@@ -345,8 +359,6 @@ class TwoTimescale(Component[TTURStats]):
             opt.load_state_dict(state[f"{side}_optimizer"])
             if state[f"{side}_scheduler"] is not None:
                 getattr(self, f"{side}_scheduler").load_state_dict(state[f"{side}_scheduler"])
-        self.steps_g, self.steps_d = steps["steps_g"], steps["steps_d"]
-        self.check_finite = check_finite
 
     def __repr__(self) -> str:
         return f"TwoTimescale(lr_g={self.lr_g}, lr_d={self.lr_d}, steps_g={self.steps_g}, steps_d={self.steps_d})"

@@ -5,6 +5,7 @@ FloatingPointError) with nothing changed: a full before/after fingerprint is com
 """
 
 import math
+import os
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from gan_optim import AdaptiveScheduler, AWDiscriminatorLoss, FreeAdvDiscriminat
 from _fingerprint import fingerprint, same
 
 TYPED = (TypeError, ValueError, FloatingPointError)
-FUZZ = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, max_examples=int(os.environ.get("GAN_OPTIM_FUZZ_EXAMPLES", "60")), suppress_health_check=[HealthCheck.too_slow])
 
 
 def setup():
@@ -129,6 +130,7 @@ CORRUPT_CASES = [
     ("wegan weights garbage", "wegan", {"last_weights": "garbage"}),
     ("freeadv delta too large", "freeadv", {"delta": torch.full((8, 2), 5.0)}),
     ("ttur steps negative", "ttur", {"steps_d": -1}),
+    ("ttur scheduler state of the wrong shape", "ttur", {"g_scheduler": {"x": 1}}),
     ("another component's state", "aw", {"component": "WeightedGeneratorLoss"}),
     ("newer version", "ttur", {"version": 99}),
 ]
@@ -143,6 +145,13 @@ def test_the_reported_corrupt_states_are_refused(name, comp, change):
     with pytest.raises(TYPED):
         comps[comp].load_state_dict(state)
     assert same(fingerprint(*everything), before)
+
+
+def test_a_radius_beyond_the_dtype_is_no_constraint():
+    D = nn.Linear(2, 1)
+    fa = FreeAdvDiscriminator(D, torch.optim.SGD(D.parameters(), lr=0.1), epsilon=1e300, data_range=None)
+    fa.step(torch.randn(4, 2), torch.randn(4, 2))
+    assert bool(torch.isfinite(fa.delta).all())
 
 
 def test_every_state_dict_loads_with_weights_only():

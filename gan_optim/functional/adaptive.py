@@ -33,6 +33,11 @@ def loss_change_ratio(current, previous, *, eps: float = RATIO_EPS):
                 check_tensor(name, value)
             else:
                 check_real(name, value)
+        shapes = [tuple(v.shape) for v in (current, previous) if isinstance(v, torch.Tensor)]
+        try:
+            torch.broadcast_shapes(*shapes)
+        except RuntimeError:
+            raise ValueError(f"Invalid previous: shapes {shapes} do not broadcast") from None
         current = torch.as_tensor(current)
         previous = torch.as_tensor(previous, dtype=current.dtype, device=current.device)
         return (current - previous).abs() / previous.abs().clamp_min(eps)

@@ -148,6 +148,11 @@ def gradient_geometry_foreach(grads_real: Sequence[torch.Tensor], grads_fake: Se
     if len(grads_real) != len(grads_fake) or not grads_real:
         raise ValueError(f"Invalid grads_fake: {len(grads_fake)} tensors for {len(grads_real)} in grads_real "
                          "(expected the same, at least one)")
+    for i, (a, b) in enumerate(zip(grads_real, grads_fake)):
+        check_tensor(f"grads_real[{i}]", a)
+        check_tensor(f"grads_fake[{i}]", b)
+        if a.numel() != b.numel():
+            raise ValueError(f"Invalid grads_fake[{i}]: {b.numel()} entries for {a.numel()} in grads_real[{i}]")
     f64 = torch.float64
     norm_r = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads_real), 2, dtype=f64)))
     norm_f = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads_fake), 2, dtype=f64)))
@@ -167,6 +172,9 @@ def gradient_geometry(grad_real: torch.Tensor, grad_fake: torch.Tensor,
     """
     check_tensor("grad_real", grad_real)
     check_tensor("grad_fake", grad_fake)
+    if grad_real.dim() != 1 or grad_real.shape != grad_fake.shape:
+        raise ValueError(f"Invalid grad_fake: expected two 1-D tensors of the same length, got shapes "
+                         f"{tuple(grad_real.shape)} and {tuple(grad_fake.shape)}")
     scale_r = grad_real.abs().max().double() if grad_real.numel() else grad_real.new_zeros((), dtype=torch.float64)
     scale_f = grad_fake.abs().max().double() if grad_fake.numel() else grad_fake.new_zeros((), dtype=torch.float64)
     one = torch.ones((), dtype=torch.float64, device=grad_real.device)

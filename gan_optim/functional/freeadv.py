@@ -48,6 +48,8 @@ def project(delta: torch.Tensor, epsilon: float, norm: str = "linf") -> torch.Te
     _check_batched("delta", delta)
     epsilon = check_real("epsilon", epsilon, low=0.0)
     check_choice("norm", norm, NORMS)
+    # A radius beyond the dtype's range is no constraint (and clamp() cannot take it).
+    epsilon = min(epsilon, float(torch.finfo(delta.dtype).max))
     if norm == "linf":
         return delta.clamp(-epsilon, epsilon)
     n = _per_sample_norm(delta) + L2_STABILISER
