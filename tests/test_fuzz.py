@@ -149,7 +149,8 @@ def test_the_reported_corrupt_states_are_refused(name, comp, change):
 
 def test_a_radius_beyond_the_dtype_is_no_constraint():
     D = nn.Linear(2, 1)
-    fa = FreeAdvDiscriminator(D, torch.optim.SGD(D.parameters(), lr=0.1), epsilon=1e300, data_range=None)
+    fa = FreeAdvDiscriminator(D, torch.optim.SGD(D.parameters(), lr=0.1), epsilon=1e300, step_size=0.01,
+                              data_range=None)
     fa.step(torch.randn(4, 2), torch.randn(4, 2))
     assert bool(torch.isfinite(fa.delta).all())
 
