@@ -196,8 +196,11 @@ class AWDiscriminatorLoss(Component[AWStats]):
             return self._used[1]
         module = self.module
         saved = [(b, b.clone()) for b in module.buffers()]
+        # The probe must not consume random numbers (dropout): a run resumed into a new object
+        # would otherwise draw differently from an uninterrupted one.
+        devices = [x.device] if x.is_cuda else []
         try:
-            with torch.enable_grad():
+            with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 out = _plain(module(x, *args, **kwargs))
                 grads = torch.autograd.grad(d_loss_real(out, self.loss), params, allow_unused=True)
         finally:

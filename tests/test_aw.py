@@ -251,6 +251,20 @@ def test_a_raising_hook_leaves_everything_as_before():
                                                                     after[2]["last"]["w_real"])
 
 
+def test_draws_as_many_random_numbers_as_a_plain_step():
+    """Dropout in D: the per-part gradients (and the one-time probe for unused parameters) must leave the
+    RNG where two plain forwards leave it, or a resumed run would draw differently."""
+    D = nn.Sequential(nn.Linear(3, 16), nn.Dropout(0.5), nn.Linear(16, 1))
+    xr, xf = torch.randn(4, 3), torch.randn(4, 3)
+    torch.manual_seed(7)
+    D(xr)
+    D(xf)
+    plain = torch.random.get_rng_state()
+    torch.manual_seed(7)
+    AWDiscriminatorLoss(D)(xr, xf)
+    assert torch.equal(torch.random.get_rng_state(), plain)
+
+
 class WithUnusedHead(nn.Module):
     def __init__(self):
         super().__init__()
