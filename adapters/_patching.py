@@ -15,6 +15,8 @@ import types
 import warnings
 from typing import Any, Callable, Iterable
 
+from gan_optim.ttur import TwoTimescale
+
 __all__ = ["TAG", "Patch", "is_patched", "resolve_module", "tag"]
 
 #: Attribute set on every function we install; its value is the owning :class:`Patch`.
@@ -93,8 +95,10 @@ class Patch:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """State of every component (``state_dict()`` of each), for checkpoints."""
+        # The baselines checkpoint their optimizers themselves: TwoTimescale's copies would double the file.
         return {"technique": self.technique,
-                "components": {k: v.state_dict() for k, v in self.components.items() if hasattr(v, "state_dict")}}
+                "components": {k: v.state_dict(optimizers=False) if isinstance(v, TwoTimescale) else v.state_dict()
+                               for k, v in self.components.items() if hasattr(v, "state_dict")}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the components saved by :meth:`state_dict` (same technique only)."""

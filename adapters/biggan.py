@@ -136,17 +136,19 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
     def g_part():
         G.optim.zero_grad()
         g_loss = d_fake = None
+        g_loss_mean = 0.0  # over the accumulations, undivided: the scale of a D iteration's G loss
         for _ in range(n_g_acc):
             z_.sample_()
             y_.sample_()
             d_fake = GD(z_, y_, train_G=True, split_D=config["split_D"])
             g_loss = losses.generator_loss(d_fake) / float(n_g_acc)
             g_loss.backward()
+            g_loss_mean = g_loss_mean + _plain(g_loss).detach()
         if config["G_ortho"] > 0.0:
             logger.debug("using modified ortho reg in G")
             utils.ortho(G, config["G_ortho"], blacklist=[p for p in G.shared.parameters()])
         opt_step("G")
-        return g_loss, d_fake
+        return g_loss, d_fake, g_loss_mean
 
     def train(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         G.optim.zero_grad()
@@ -161,7 +163,11 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
         if choice in ("both", "G"):
             if choice == "G":
                 toggle(False)
-            g_loss, d_fake_g = g_part()  # zeroes G's gradients first, as BigGAN does
+            g_loss, d_fake_g, g_loss_mean = g_part()  # zeroes G's gradients first, as BigGAN does
+            if sched is not None:
+                # BigGAN logs the last accumulation's loss / n; the scheduler (and the log of an
+                # adaptive run, whose D iterations report an undivided loss) needs the mean.
+                g_loss = g_loss_mean
         if choice == "D":
             # The idle network's loss from outputs we already have (AdaptiveScheduler's contract).
             with torch.no_grad():

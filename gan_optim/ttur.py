@@ -300,10 +300,13 @@ class TwoTimescale(Component[TTURStats]):
             self.d_optimizer.zero_grad(set_to_none=set_to_none)
 
     # ------------------------------------------------------------ state dicts
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, *, optimizers: bool = True) -> dict[str, Any]:
+        """The state; ``optimizers=False`` leaves the two optimizers' states out (``None``) for code that
+        checkpoints them itself (BigGAN-PyTorch does), so they are not saved twice."""
         return {
             **self._state_header(),
-            "g_optimizer": self.g_optimizer.state_dict(), "d_optimizer": self.d_optimizer.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict() if optimizers else None,
+            "d_optimizer": self.d_optimizer.state_dict() if optimizers else None,
             "g_scheduler": None if self.g_scheduler is None else self.g_scheduler.state_dict(),
             "d_scheduler": None if self.d_scheduler is None else self.d_scheduler.state_dict(),
             "g_power": self.g_power, "d_power": self.d_power,
@@ -311,12 +314,18 @@ class TwoTimescale(Component[TTURStats]):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing."""
+        """Load a state from :meth:`state_dict`; every field is checked first, so a bad state changes nothing.
+
+        An optimizer state of ``None`` (``state_dict(optimizers=False)``) leaves that optimizer's
+        state as it is (restored by whoever saved it); its learning rate is set from the schedule.
+        """
         self._check_state(state, ("g_optimizer", "d_optimizer", "g_scheduler", "d_scheduler", "g_power",
                                   "d_power", "steps_g", "steps_d", "check_finite"))
         powers: dict[str, float | None] = {}
         for side in ("g", "d"):
-            _check_optimizer_state(f"{side}_optimizer", getattr(self, f"{side}_optimizer"), state[f"{side}_optimizer"])
+            if state[f"{side}_optimizer"] is not None:
+                _check_optimizer_state(f"{side}_optimizer", getattr(self, f"{side}_optimizer"),
+                                       state[f"{side}_optimizer"])
             power = state[f"{side}_power"]
             powers[side] = None if power is None else check_real(f"state['{side}_power']", power, low=0.0)
             saved = state[f"{side}_scheduler"]
@@ -356,9 +365,14 @@ class TwoTimescale(Component[TTURStats]):
                 decay = PolynomialDecay(power)
                 setattr(self, f"{side}_power", decay.power)
                 setattr(self, f"{side}_scheduler", LambdaLR(opt, decay))
-            opt.load_state_dict(state[f"{side}_optimizer"])
+            if state[f"{side}_optimizer"] is not None:
+                opt.load_state_dict(state[f"{side}_optimizer"])
             if state[f"{side}_scheduler"] is not None:
-                getattr(self, f"{side}_scheduler").load_state_dict(state[f"{side}_scheduler"])
+                sched = getattr(self, f"{side}_scheduler")
+                sched.load_state_dict(state[f"{side}_scheduler"])
+                if state[f"{side}_optimizer"] is None:
+                    for group, lr in zip(opt.param_groups, sched.get_last_lr()):
+                        group["lr"] = lr
 
     def __repr__(self) -> str:
         return f"TwoTimescale(lr_g={self.lr_g}, lr_d={self.lr_d}, steps_g={self.steps_g}, steps_d={self.steps_d})"

@@ -255,3 +255,52 @@ def test_launcher_passes_technique_options(tmp_path):
     with pytest.raises(SystemExit):
         launch.parse("biggan", ["--repo", ".", "--technique", "aw", "--eta", "0.1"])  # wegan's option
     assert launch.main("biggan", ["--repo", str(tmp_path), "--technique", "aw"]) == 2  # no train.py there
+
+
+def test_adaptive_with_g_accumulation_observes_the_mean_g_loss():
+    """num_G_accumulations > 1: the scheduler sees the mean of the accumulated G losses (not the last / n)."""
+    config = {**BASE, "num_G_accumulations": 3}
+    with repo_on_path(REPO):
+        import losses
+        import model
+        import train_fns
+        import utils
+        from gan_optim.adapters import biggan
+
+        recorded = []
+        original = losses.generator_loss
+
+        def recording(d_fake):
+            value = original(d_fake)
+            recorded.append(float(value.detach()))
+            return value
+
+        losses.generator_loss = recording
+        handle = None
+        try:
+            handle = biggan.patch("adaptive")
+            torch.manual_seed(0)
+            G, D, G_ema = model.Generator(), model.Discriminator(), model.Generator()
+            ema = utils.ema(G, G_ema, 0.999, 0)
+            GD = model.G_D(G, D)
+            z_, y_ = utils.make_z_y(4, G.dim_z, 4)
+            state_dict = {"itr": 0, "epoch": 0}
+            train = train_fns.GAN_training_function(G, D, GD, z_, y_, ema, state_dict, config)
+            seen = []
+            handle.components["adaptive"].register_step_post_hook(lambda s, stats: seen.append(stats))
+            data = torch.Generator().manual_seed(5)
+            checked = 0
+            for _ in range(8):
+                recorded.clear()
+                log = train(torch.rand(4, 3, 8, 8, generator=data) * 2 - 1, torch.randint(0, 4, (4,), generator=data))
+                if seen[-1].choice == "G":
+                    assert len(recorded) == 3
+                    expected = sum(recorded) / 3
+                    assert seen[-1].loss_g == pytest.approx(expected, rel=1e-6)
+                    assert log["G_loss"] == pytest.approx(expected, rel=1e-6)
+                    checked += 1
+            assert checked >= 1
+        finally:
+            losses.generator_loss = original
+            if handle is not None:
+                handle.undo()

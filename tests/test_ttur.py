@@ -198,3 +198,18 @@ def test_load_state_dict_is_validated_and_all_or_nothing():
         assert torch.equal(after["d_optimizer"]["state"][0]["exp_avg"], before["d_optimizer"]["state"][0]["exp_avg"])
     tt.load_state_dict(good)
     assert tt.steps_d == 0
+
+
+def test_state_without_the_optimizers_restores_schedules_and_rates():
+    G, D = nets()
+    tt = TwoTimescale(G, D, optimizer=torch.optim.SGD, lr_g=0.1, lr_d=0.3, g_schedule=0.75, d_schedule=0.6)
+    for _ in range(3):
+        for p in D.parameters():
+            p.grad = torch.ones_like(p)
+        tt.step_d()
+    saved = tt.state_dict(optimizers=False)
+    assert saved["g_optimizer"] is None and saved["d_optimizer"] is None
+    G2, D2 = nets()
+    tt2 = TwoTimescale(G2, D2, optimizer=torch.optim.SGD, lr_g=0.1, lr_d=0.3, g_schedule=0.75, d_schedule=0.6)
+    tt2.load_state_dict(saved)
+    assert tt2.steps_d == 3 and tt2.lr_d == pytest.approx(0.3 / 4 ** 0.6) and tt2.lr_g == pytest.approx(0.1)
