@@ -14,8 +14,7 @@ from typing import Sequence
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
-    "compare": ("gan_optim_experiments.cli", "run techniques side by side on a small task "
-                "(or, with --repo biggan|autogan PATH, through that baseline's train.py)"),
+    "compare": ("gan_optim_experiments.cli", "run techniques side by side on a small task"),
     "reproduce": ("gan_optim_experiments.cli", "run one paper claim's exact setting and print a verdict"),
     "bench": ("gan_optim_benchmarks.bench", "time each component against a hand-written plain step"),
     "biggan": ("gan_optim.adapters.launch", "run BigGAN-PyTorch's train.py patched with a technique"),
@@ -63,11 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in SUBCOMMANDS:
         print(f"gan-optim: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    if command == "compare" and any(a == "--repo" or a.startswith("--repo=") for a in rest):
-        # The same comparison run through a published baseline's own train.py.
-        from gan_optim_experiments import baselines
-
-        return int(baselines.main(rest) or 0)
     module = importlib.import_module(SUBCOMMANDS[command][0])
     return int(module.main(command, rest) or 0)
 
