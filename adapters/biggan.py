@@ -211,6 +211,60 @@ def _resume_components(handle: _patching.Patch, state_dict: dict, config: dict, 
         logger.info("gan_optim: restored %s state from %s", handle.technique, path)
 
 
+def todays_pytorch_fixes(utils: types.ModuleType | str | None = None) -> _patching.Patch:
+    """Two breakages of BigGAN-PyTorch (98459431) on today's PyTorch, fixed without editing the checkout.
+
+    - ``utils.Distribution.to`` assumes every tensor of the class carries a
+      ``dist_type``; tensors *computed from* one (G's samples from ``fixed_z``)
+      are of the class but do not, so torchvision's ``save_image`` fails at the
+      first ``--save_every``. Such a tensor now converts as a plain tensor.
+    - ``utils.load_weights`` reads the files ``utils.save_weights`` wrote with
+      ``torch.load``, whose default became ``weights_only=True`` (PyTorch 2.6):
+      ``state_dict.pth`` holds BigGAN's config and ``--resume`` fails. Inside
+      ``load_weights`` only, and only for files under the ``weights_root`` it is
+      given, ``torch.load`` now defaults to ``weights_only=False``: those are the
+      files the run itself wrote (trust them as you trust your checkout).
+
+    The launcher applies these (``gan-optim biggan ... --no-compat`` leaves them out);
+    ``.undo()`` restores both.
+    """
+    utils_mod = _patching.resolve_module(utils, "utils")
+    handle = _patching.Patch("biggan", "compat", {})
+    Distribution = getattr(utils_mod, "Distribution", None)
+    original_to = getattr(Distribution, "to", None)
+
+    def to(self, *args, **kwargs):
+        if not hasattr(self, "dist_type"):  # computed from a Distribution, not one itself
+            return torch.Tensor.to(self.as_subclass(torch.Tensor), *args, **kwargs)
+        return original_to(self, *args, **kwargs)
+
+    original_load_weights = getattr(utils_mod, "load_weights", None)
+    torch_module = getattr(original_load_weights, "__globals__", {}).get("torch", torch)
+
+    def load_weights(G, D, state_dict, weights_root, experiment_name, *args, **kwargs):
+        root = os.path.abspath(os.path.join(weights_root, experiment_name))
+        real_load = torch_module.load
+
+        def load(f, *a, **k):
+            if isinstance(f, (str, os.PathLike)) and os.path.abspath(f).startswith(root + os.sep):
+                k.setdefault("weights_only", False)
+            return real_load(f, *a, **k)
+
+        torch_module.load = load
+        try:
+            assert original_load_weights is not None
+            return original_load_weights(G, D, state_dict, weights_root, experiment_name, *args, **kwargs)
+        finally:
+            torch_module.load = real_load
+
+    # A checkout without these pieces (another snapshot, a stand-in) needs no fix for them.
+    if Distribution is not None and hasattr(Distribution, "init_distribution"):
+        handle.replace(Distribution, "to", to)
+    if original_load_weights is not None:
+        handle.replace(utils_mod, "load_weights", load_weights)
+    return handle
+
+
 def patch(technique: str = "none", *, losses: types.ModuleType | str | None = None,
           train_fns: types.ModuleType | str | None = None, **options: Any) -> _patching.Patch:
     """Apply ``technique`` to BigGAN-PyTorch's training; returns a handle with ``.undo()``.

@@ -52,6 +52,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--repo", required=True, help="path of the repository checkout")
     p.add_argument("--technique", required=True, choices=TECHNIQUES)
     p.add_argument("--script", default="train.py", help="script inside the repository (default: train.py)")
+    if command == "biggan":
+        p.add_argument("--no-compat", action="store_true",
+                       help="leave out the fixes for BigGAN-PyTorch on today's PyTorch (save_image on "
+                            "Distribution tensors, --resume with torch.load's weights_only default)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed Python's, NumPy's and torch's generators before the script starts (AutoGAN's "
                         "train.py seeds only CUDA's); use the same value for the baseline and the patched run")
@@ -106,8 +110,11 @@ def main(command: str, argv: Sequence[str]) -> int:
     saved_path, saved_argv = list(sys.path), list(sys.argv)
     sys.path.insert(0, repo)
     extra: dict[str, Any] = {"namespaces": []} if command == "autogan" else {}
+    compat = None
     try:
         handle = adapter.patch(ns.technique, **extra, **options)
+        if command == "biggan" and not ns.no_compat:
+            compat = adapter.todays_pytorch_fixes()
     except (ValueError, TypeError, ImportError, AttributeError) as err:
         # A user mistake (an option value, a checkout of another kind): one line, no traceback.
         sys.path[:] = saved_path
@@ -124,6 +131,8 @@ def main(command: str, argv: Sequence[str]) -> int:
     except SystemExit as exc:  # the script's own sys.exit()
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
+        if compat is not None:
+            compat.undo()
         handle.undo()
         sys.argv = saved_argv
         sys.path[:] = saved_path
