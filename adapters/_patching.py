@@ -9,7 +9,9 @@ originals and puts them back on :meth:`Patch.undo`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
 import sys
 import types
 import warnings
@@ -17,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from gan_optim.ttur import TwoTimescale
 
-__all__ = ["TAG", "Patch", "is_patched", "resolve_module", "tag"]
+__all__ = ["TAG", "Patch", "check_unmodified", "is_patched", "resolve_module", "source_fingerprint", "tag"]
 
 #: Attribute set on every function we install; its value is the owning :class:`Patch`.
 TAG = "_gan_optim_patch"
@@ -29,6 +31,30 @@ def tag(fn: Callable, handle: "Patch", original: Callable | None) -> Callable:
     if original is not None:
         fn.__wrapped__ = original  # type: ignore[attr-defined]
     return fn
+
+
+def source_fingerprint(fn: Any) -> str | None:
+    """A short hash of ``fn``'s source, blank lines, comments and indentation aside (None without source)."""
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+    lines = [line.strip() for line in source.splitlines()]
+    kept = "\n".join(line for line in lines if line and not line.startswith("#"))
+    return hashlib.sha256(kept.encode()).hexdigest()[:16]
+
+
+def check_unmodified(fn: Any, trusted: set[str], *, what: str, snapshot: str, adapter: str,
+                     technique: str) -> None:
+    """Refuse to replace an upstream function whose source is not one we know: the user's edits would be lost."""
+    found = source_fingerprint(fn)
+    if found in trusted:
+        return
+    raise ValueError(
+        f"{what} is not the one in {snapshot} (fingerprint {found}): technique {technique!r} replaces it, so "
+        f"your changes to it would be silently lost. Port them, use a technique that hooks the losses "
+        f"instead, or, if our replacement does what yours does, trust it with "
+        f"gan_optim.adapters.{adapter}.TRUSTED_FINGERPRINTS.add({found!r})")
 
 
 def is_patched(fn: Any) -> bool:

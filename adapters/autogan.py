@@ -46,6 +46,11 @@ logger = logging.getLogger(__name__)
 
 _ACTIVE: list[_patching.Patch] = []
 _STATE_KEY = "gan_optim"
+#: The snapshot the adapter is written against.
+TESTED_SNAPSHOT = "AutoGAN a5eeef05"
+#: Source fingerprints of ``functions.train`` that the adapter may replace (it replaces it for every
+#: technique): the tested snapshot's. Add yours once our replacement does what your edited copy does.
+TRUSTED_FINGERPRINTS: set[str] = {"2dd8de45b0b3a3b2"}
 
 
 def active_patch() -> _patching.Patch | None:
@@ -218,6 +223,8 @@ def patch(technique: str = "none", *, functions: types.ModuleType | str | None =
     found = _patching.existing(functions_mod.train, "autogan", technique, options)
     if found is not None:
         return found
+    _patching.check_unmodified(functions_mod.train, TRUSTED_FINGERPRINTS, what="functions.train",
+                               snapshot=TESTED_SNAPSHOT, adapter="autogan", technique=technique)
     original = functions_mod.train
     handle = _patching.Patch("autogan", technique, options)
     replacement = make_train(handle, tqdm=original.__globals__.get("tqdm"))

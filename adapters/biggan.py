@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 
 _ACTIVE: list[_patching.Patch] = []
 _STATE_KEY = "gan_optim"
+#: The snapshot the adapter is written against.
+TESTED_SNAPSHOT = "BigGAN-PyTorch 98459431"
+#: Source fingerprints (``_patching.source_fingerprint``) of ``train_fns.GAN_training_function`` that the
+#: techniques which replace it may replace: the tested snapshot's. Add yours once our replacement
+#: does what your edited copy does.
+TRUSTED_FINGERPRINTS: set[str] = {"40f8dd5d5a5a2b5e"}
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:
@@ -286,6 +292,10 @@ def patch(technique: str = "none", *, losses: types.ModuleType | str | None = No
     found = _patching.existing(train_fns_mod.GAN_training_function, "biggan", technique, options)
     if found is not None:
         return found
+    if technique not in ("aw", "wegan"):  # these hook the losses and keep BigGAN's training function
+        _patching.check_unmodified(train_fns_mod.GAN_training_function, TRUSTED_FINGERPRINTS,
+                                   what="train_fns.GAN_training_function", snapshot=TESTED_SNAPSHOT,
+                                   adapter="biggan", technique=technique)
     original_factory = train_fns_mod.GAN_training_function
     utils_mod = original_factory.__globals__.get("utils") or _patching.resolve_module(None, "utils")
     handle = _patching.Patch("biggan", technique, options)

@@ -221,3 +221,21 @@ def test_launcher_checkpoints_and_resumes_component_state(tmp_path):
         functions.train(args, G, D, opt_g, opt_d, functions.copy_params(G), [], 0,
                         {"writer": RecordingWriter(), "train_global_steps": 5})
         assert h.components["adaptive"].state_dict() == saved["components"]["adaptive"]
+
+
+def test_a_modified_train_function_is_refused_not_silently_replaced(tmp_path):
+    import shutil
+
+    from upstream._shims import STANDINS, repo_on_path
+
+    repo = tmp_path / "autogan"
+    shutil.copytree(STANDINS / "autogan", repo)
+    source = (repo / "functions.py").read_text()
+    start = source.index("def train(")
+    body_start = source.index("):\n", start) + 3  # after the (two-line) signature
+    (repo / "functions.py").write_text(source[:body_start] + "    print('my own change')\n" + source[body_start:])
+    with repo_on_path(repo):
+        from gan_optim.adapters import autogan
+
+        with pytest.raises(ValueError, match=r"functions.train is not the one in AutoGAN a5eeef05"):
+            autogan.patch("none", namespaces=[])

@@ -304,3 +304,24 @@ def test_adaptive_with_g_accumulation_observes_the_mean_g_loss():
             losses.generator_loss = original
             if handle is not None:
                 handle.undo()
+
+
+@pytest.mark.parametrize("technique", ["none", "adaptive", "ttur", "freeadv"])
+def test_a_modified_training_function_is_refused_not_silently_replaced(technique, tmp_path):
+    import shutil
+
+    repo = tmp_path / "biggan"
+    shutil.copytree(REPO, repo)
+    source = (repo / "train_fns.py").read_text()
+    marker = "def GAN_training_function(G, D, GD, z_, y_, ema, state_dict, config):\n"
+    assert marker in source
+    (repo / "train_fns.py").write_text(source.replace(marker, marker + "    print('my own change')\n"))
+    with repo_on_path(repo):
+        from gan_optim.adapters import biggan
+
+        with pytest.raises(ValueError, match=r"train_fns.GAN_training_function is not the one in "
+                                             r"BigGAN-PyTorch 98459431.*would be silently lost"):
+            biggan.patch(technique)
+        # The loss-level techniques keep the user's function: allowed.
+        handle = biggan.patch("aw")
+        handle.undo()
