@@ -62,7 +62,8 @@ def choose_update(ratio_d: float, ratio_g: float, lam: float = 1.0, *, tie_rtol:
     D step; without a tolerance the choice would be decided by rounding. A
     ratio :math:`|L^c - L^p|/|L^p|` computed from losses rounded to relative
     precision ``loss_eps`` (float32: 1.2e-7) is off by at most about
-    :math:`2\,\text{loss\_eps}\,(2 + r)`: the second term. ``tie_rtol = 0`` and
+    :math:`2\,\text{loss\_eps}\,(2 + r)`: the second term (for losses in their dtype's
+    normal range; subnormal losses are coarser). ``tie_rtol = 0`` and
     ``loss_eps = 0`` compare exactly.
     """
     ratio_d = check_real("ratio_d", ratio_d, low=0.0)
