@@ -51,11 +51,10 @@ import torch
 
 from gan_optim.cli import positive_int as _positive_int
 
-from .cases import COMPONENTS, Step, _aw_concat_step, _aw_step, _case, _original_aw_reference_step, \
-    _original_aw_weights, _plain_d_step
+from .cases import COMPONENTS, make_case
 from .models import FULL, MODELS, QUICK, BenchSizes, build_models
 from .report import BenchResult, format_table
-from .timing import Timing, _replayed_peak, peak_step_memory, time_interleaved
+from .timing import Timing, peak_step_memory, time_interleaved
 
 __all__ = [
     "BenchResult",
@@ -72,11 +71,6 @@ __all__ = [
     "run_bench",
     "time_interleaved",
 ]
-
-# Re-exported for the tests and for scripts that used the single-file runner.
-_PRIVATE = (Step, _aw_concat_step, _aw_step, _original_aw_reference_step, _original_aw_weights, _plain_d_step,
-            _replayed_peak)
-
 
 def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: Sequence[str] = COMPONENTS,
               device: str | torch.device = "cpu", measure_memory: bool = True,
@@ -95,7 +89,7 @@ def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: 
                 progress(f"{component} on {model}")
             # Fresh models per row: optimizer state and BatchNorm statistics of one row do not leak into the next.
             s = build_models(model, sizes, device)
-            plain, candidate, units = _case(component, s)
+            plain, candidate, units = make_case(component, s)
             timing = time_interleaved(plain, candidate, repeats=sizes.repeats, warmup=sizes.warmup, device=device,
                                       min_sample_seconds=sizes.min_sample_seconds)
             if measure_memory:

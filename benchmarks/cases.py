@@ -221,7 +221,7 @@ def _free_adv_step(s: _Setup, replays: int, atomic: bool = False) -> Step:
     return step
 
 
-def _case(component: str, s: _Setup) -> tuple[Step, Step, int]:
+def make_case(component: str, s: _Setup) -> tuple[Step, Step, int]:
     """``(plain, candidate, work units per candidate call)`` for one row."""
     if component == "aw":
         return _plain_d_step(s), _aw_step(s), 1
@@ -249,5 +249,3 @@ def _case(component: str, s: _Setup) -> tuple[Step, Step, int]:
         return _plain_d_step(s), _plain_d_step(s), 1
     raise ValueError(f"Invalid component: {component!r} (one of {', '.join(COMPONENTS)})")
 
-
-make_case = _case

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import gan_optim.functional as F
-from gan_optim_benchmarks import bench
+from gan_optim_benchmarks import bench, cases, timing
 
 #: Smaller than --quick: the whole grid runs in seconds.
 TINY = bench.BenchSizes(batch=4, mlp_hidden=8, dcgan_width=2, resnet_width=2, repeats=2, warmup=1)
@@ -108,8 +108,8 @@ def test_replayed_peak_of_synthetic_events():
 
     events = [ev(1, 100), ev(2, -100), ev(3, 50), ev(5, 30), ev(6, 40), ev(7, -70), ev(8, 10)]
     # From t=5 on: baseline 50, running totals 80, 120, 50, 60 -> peak 70 above baseline.
-    assert bench._replayed_peak(events, boundary_ns=5) == 70
-    assert bench._replayed_peak(events, boundary_ns=100) == 0
+    assert timing._replayed_peak(events, boundary_ns=5) == 70
+    assert timing._replayed_peak(events, boundary_ns=100) == 0
 
 
 @pytest.mark.parametrize("score_real,score_fake", [(0.3, 0.6), (0.9, 0.5), (0.6, 0.58)])
@@ -120,7 +120,7 @@ def test_original_reference_weights_match_algorithm_1(score_real, score_fake):
         g_r = torch.randn(50, generator=gen, dtype=torch.float64)
         g_f = torch.randn(50, generator=gen, dtype=torch.float64)
         expected = F.aw_weights(g_r, g_f, score_real, score_fake)
-        got = bench._original_aw_weights(g_r, g_f, score_real, score_fake)
+        got = cases._original_aw_weights(g_r, g_f, score_real, score_fake)
         assert got == pytest.approx([float(w) for w in expected], rel=1e-9)
 
 
@@ -128,8 +128,8 @@ def test_original_reference_step_leaves_the_aw_gradient():
     """The reference's two-backward step and aw.from_outputs deposit the same weighted gradient."""
     ref = bench.build_models("mlp", TINY, torch.device("cpu"))
     lib = bench.build_models("mlp", TINY, torch.device("cpu"))
-    bench._original_aw_reference_step(ref)()
-    bench._aw_concat_step(lib)()
+    cases._original_aw_reference_step(ref)()
+    cases._aw_concat_step(lib)()
     for p_ref, p_lib in zip(ref.D.parameters(), lib.D.parameters()):
         torch.testing.assert_close(p_ref.grad, p_lib.grad, rtol=1e-5, atol=1e-7)
 
@@ -138,8 +138,8 @@ def test_aw_step_differs_from_the_plain_step():
     """The candidate is really the component: its gradient is not the plain step's."""
     plain = bench.build_models("mlp", TINY, torch.device("cpu"))
     aw = bench.build_models("mlp", TINY, torch.device("cpu"))
-    bench._plain_d_step(plain)()
-    bench._aw_step(aw)()
+    cases._plain_d_step(plain)()
+    cases._aw_step(aw)()
     grads_plain = torch.cat([p.grad.reshape(-1) for p in plain.D.parameters()])
     grads_aw = torch.cat([p.grad.reshape(-1) for p in aw.D.parameters()])
     assert not torch.allclose(grads_plain, grads_aw)
