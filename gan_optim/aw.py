@@ -228,15 +228,19 @@ class AWDiscriminatorLoss(Component[AWStats]):
         used = self._used_parameters(params, x_real, args, kwargs)
         value, grads, stats = self._combine(params, loss_r, loss_f, out_r, out_f, g_r, g_f)
         deposit = [g if u else None for g, u in zip(grads, used)]
-        self._commit(stats, lambda: self._write_buffers(buffers, buffers_f))
+        self._commit(stats, lambda: self._write_buffers(buffers, buffers_f, keep=bool(self._step_post_hooks)))
         return _DepositGradients.apply(value, deposit, *params)
 
     @staticmethod
-    def _write_buffers(buffers: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> Callable[[], None]:
-        saved = {n: b.clone() for n, b in buffers.items()}
+    def _write_buffers(buffers: dict[str, torch.Tensor], new: dict[str, torch.Tensor], *, keep: bool,
+                       ) -> Callable[[], None] | None:
+        """Write the new buffer values; with ``keep`` (hooks may raise afterwards) return how to undo it."""
+        saved = {n: b.clone() for n, b in buffers.items()} if keep else {}
         with torch.no_grad():
             for n, b in buffers.items():
                 b.copy_(new[n])
+        if not keep:
+            return None
 
         def undo() -> None:
             with torch.no_grad():
@@ -244,7 +248,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
                     b.copy_(saved[n])
         return undo
 
-    def _commit(self, stats: AWStats, apply: Callable[[], Callable[[], None]] | None = None) -> None:
+    def _commit(self, stats: AWStats, apply: Callable[[], Callable[[], None] | None] | None = None) -> None:
         """Make the step visible (buffers, ``last``, ``steps``), then run the hooks; undo all if a hook raises."""
         previous = (self.last, self.steps)
         undo = apply() if apply is not None else None
