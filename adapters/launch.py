@@ -115,8 +115,15 @@ def main(command: str, argv: Sequence[str]) -> int:
         handle = adapter.patch(ns.technique, **extra, **options)
         if command == "biggan" and not ns.no_compat:
             compat = adapter.todays_pytorch_fixes()
-    except (ValueError, TypeError, ImportError, AttributeError) as err:
-        # A user mistake (an option value, a checkout of another kind): one line, no traceback.
+    except ImportError as err:
+        # The module the adapter hooks is not in that folder: a checkout of another kind.
+        sys.path[:] = saved_path
+        kind = {"biggan": "a BigGAN-PyTorch", "autogan": "an AutoGAN"}[command]
+        missing = getattr(err.__cause__, "name", None) or getattr(err, "name", None) or "a module the adapter hooks"
+        print(f"gan-optim {command}: {repo} is not {kind} checkout (no {missing} to hook there)", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, AttributeError) as err:
+        # A user mistake (an option value, an edited training function): one line, no traceback.
         sys.path[:] = saved_path
         print(f"gan-optim {command}: {err}", file=sys.stderr)
         return 2

@@ -57,7 +57,8 @@ MISTAKES = [
     (["bench", "--repeats", "0"], "--repeats"),
     (["biggan", "--repo", "{tmp}", "--technique", "wegan", "--eta", "5"], "eta"),
     (["autogan", "--repo", "{tmp}", "--technique", "freeadv", "--replays", "0"], "replays"),
-    (["biggan", "--repo", "{tmp}", "--technique", "aw"], "losses"),
+    (["biggan", "--repo", "{tmp}", "--technique", "aw"], "is not a BigGAN-PyTorch checkout (no losses"),
+    (["autogan", "--repo", "{tmp}", "--technique", "aw"], "is not an AutoGAN checkout (no functions"),
     (["biggan", "--repo", "{tmp}/missing", "--technique", "aw"], "no train.py"),
 ]
 
