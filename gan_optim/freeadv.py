@@ -381,8 +381,10 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
                         break
                 with torch.no_grad():
                     new_delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm)
-                    # A non-finite input gradient must not poison the persistent perturbation.
-                    delta = torch.where(torch.isfinite(new_delta).all(), new_delta, delta)
+                    # A non-finite input gradient must not poison the persistent perturbation
+                    # (with "raise" the check below raises first and delta is not kept).
+                    delta = (new_delta if self.nonfinite == "raise"
+                             else torch.where(torch.isfinite(new_delta).all(), new_delta, delta))
                 if self.steps_per_replay == 2:
                     loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
                     self._backward(loss_f)
