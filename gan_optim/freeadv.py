@@ -360,7 +360,13 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
                 # The official code's leaf: the clamped input itself, so a saturated pixel keeps its gradient.
                 x_adv = perturbed_input(x_real, delta, self.data_range).requires_grad_(True)
                 loss_r = self._real_loss(D(x_adv, *d_args, **d_kwargs), y_real)
-                self._backward(loss_r)
+                if self.steps_per_replay == 1:
+                    # D does not change between the halves: one backward of the sum accumulates what the
+                    # official two backwards do (fewer fixed costs per replay).
+                    loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
+                    self._backward(loss_r + loss_f)
+                else:
+                    self._backward(loss_r)
                 assert x_adv.grad is not None
                 grad_x = x_adv.grad
                 if self.scaler is not None:
@@ -375,10 +381,13 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
                         break
                 with torch.no_grad():
                     new_delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm)
-                    # A non-finite input gradient must not poison the persistent perturbation.
-                    delta = torch.where(torch.isfinite(new_delta).all(), new_delta, delta)
-                loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
-                self._backward(loss_f)
+                    # A non-finite input gradient must not poison the persistent perturbation
+                    # (with "raise" the check below raises first and delta is not kept).
+                    delta = (new_delta if self.nonfinite == "raise"
+                             else torch.where(torch.isfinite(new_delta).all(), new_delta, delta))
+                if self.steps_per_replay == 2:
+                    loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
+                    self._backward(loss_f)
                 if self.nonfinite == "raise":
                     checks = [("loss_fake", loss_f)]
                     if self.steps_per_replay == 1:
