@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 from torch.func import functional_call, vjp
 
-from . import _dist
+from . import _dist, _grad_split
 from ._checks import check_choice, check_int, check_module, check_scaler, check_tensor, resolve_nonfinite
 from ._component import Component
 from .functional.aw import (
@@ -82,6 +83,26 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
 _STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
 
 
+def _same_gradients(split: Sequence[torch.Tensor | None], reference: Sequence[torch.Tensor | None],
+                    ) -> list[int]:
+    """Indices where the split gradients differ from the reference beyond rounding (relative to each tensor)."""
+    scales = [float(b.abs().max()) for b in reference if b is not None and b.numel()]
+    floor = 1e-6 * max(scales, default=0.0)
+    bad = []
+    for k, (a, b) in enumerate(zip(split, reference)):
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                bad.append(k)
+            continue
+        if not a.numel():
+            continue
+        rtol = 1e-3 if a.dtype in (torch.float32, torch.float64) else 3e-2
+        diff = (a.double() - b.double()).abs().nan_to_num(0.0)
+        if float(diff.max()) > rtol * max(float(b.abs().max()), floor):
+            bad.append(k)
+    return bad
+
+
 class AWDiscriminatorLoss(Component[AWStats]):
     r"""Adaptive weighted discriminator loss (aw-loss), Zadorozhnyy, Cheng & Ye, CVPR 2021.
 
@@ -148,6 +169,10 @@ class AWDiscriminatorLoss(Component[AWStats]):
         self.last: AWStats | None = None
         self.steps = 0
         self._used: tuple[tuple[int, ...], list[bool]] | None = None
+        # One-backward split of from_outputs: graph structures checked once, refused ones, warnings given.
+        self._split_checked: set[tuple] = set()
+        self._split_refused: dict[tuple, str] = {}
+        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -270,10 +295,20 @@ class AWDiscriminatorLoss(Component[AWStats]):
         will backpropagate other terms through the same outputs. Outputs with no
         path to D's parameters are refused (``ValueError``).
 
-        Cost: two backward passes through the shared graph (the first keeps it
-        alive), about 1.6-1.8x a plain D step and the graph's activations held
-        once more; :meth:`__call__` (one forward and backward per half) is the
-        cheap path, about 1.04-1.08x. See docs/PERFORMANCE.md.
+        One pass over ``cat([fake, real])`` (BigGAN's way; ``d_real`` and
+        ``d_fake`` are row slices of its output, by slicing or ``torch.split``):
+        both per-part gradients come from **one** backward of
+        :math:`\mathcal{L}_r + \mathcal{L}_f`. Samples do not mix, so each
+        Linear / Conv / Embedding layer's output gradient splits by rows, and its
+        two weight gradients are formed with the work of the one a plain backward
+        forms (spectral norm and other parametrizations included): about the cost
+        of a plain step. The first call on each new graph structure checks the
+        split against two backward passes. The split does not apply, and this
+        falls back to two backward passes through the shared graph (about 1.7x a
+        plain step) with a one-time warning that says why, when a layer mixes
+        samples (BatchNorm in training mode, a statistic over the batch) or a
+        parameter is used outside such a layer. Two separate passes cost no more
+        with two backward passes, which is what they get. See docs/PERFORMANCE.md.
         """
         check_tensor("d_real", d_real)
         check_tensor("d_fake", d_fake)
@@ -281,18 +316,16 @@ class AWDiscriminatorLoss(Component[AWStats]):
         if not (d_real.requires_grad and d_fake.requires_grad):
             raise ValueError("Invalid d_real/d_fake: both need a graph back to D's parameters "
                              "(computed without torch.no_grad and not detached)")
-        _, params = self._trainable()
+        names, params = self._trainable()
         loss_r, loss_f = d_loss_real(d_real, self.loss), d_loss_fake(d_fake, self.loss)
         scale = self._loss_scale()
-        g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
-        g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+        g_r, g_f = self._per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
         used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
         if not any(used):
             raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
                              "parameters (outputs of another model?)")
-        parts = ([torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)],
-                 [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)])
-        g_r, g_f = parts  # type: ignore[assignment]
+        g_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
+        g_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
         if scale != 1.0:
             torch._foreach_div_(g_r, scale)
             torch._foreach_div_(g_f, scale)
@@ -300,6 +333,47 @@ class AWDiscriminatorLoss(Component[AWStats]):
                                             d_fake.detach(), g_r, g_f)
         self._commit(stats)
         return _DepositGradients.apply(value, [g if u else None for g, u in zip(grads, used)], *params)
+
+    def _per_part_gradients(self, d_real, d_fake, loss_r, loss_f, names, params, scale: float,
+                            retain_graph: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """The two parts' (scaled) gradients: one split backward where it is exact, else two backward passes."""
+        split = _grad_split.plan(d_real, d_fake, list(zip(names, params)))
+        if isinstance(split, str):
+            self._warn_fallback(split)
+        if not isinstance(split, _grad_split.SplitPlan) or split.key in self._split_refused:
+            if isinstance(split, _grad_split.SplitPlan):
+                self._warn_fallback(self._split_refused[split.key])
+            g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
+            g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+            return list(g_r), list(g_f)
+        total = (loss_r + loss_f) * scale
+        if split.key in self._split_checked:
+            return _grad_split.split_gradients(split, total, params, retain_graph=retain_graph)
+        # A graph structure seen for the first time: check the split against two backward passes once.
+        parts = _grad_split.split_gradients(split, total, params, retain_graph=True)
+        ref_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
+        ref_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+        mismatch = [names[k] for k in sorted(set(_same_gradients(parts[0], ref_r))
+                                             | set(_same_gradients(parts[1], ref_f)))]
+        if len(self._split_checked) + len(self._split_refused) >= 32:  # bounded: shapes may vary forever
+            self._split_checked.clear()
+            self._split_refused.clear()
+        if mismatch:
+            self._split_refused[split.key] = (
+                f"an operation in D's graph mixes samples across the batch (the split gradients of "
+                f"{', '.join(repr(n) for n in mismatch[:3])} differ from two backward passes)")
+            self._warn_fallback(self._split_refused[split.key])
+            return list(ref_r), list(ref_f)
+        self._split_checked.add(split.key)
+        return parts
+
+    def _warn_fallback(self, why: str) -> None:
+        if why in self._warned:
+            return
+        self._warned.add(why)
+        warnings.warn(f"AWDiscriminatorLoss.from_outputs: one backward pass cannot give both parts' gradients "
+                      f"here: {why}; using two backward passes through the shared graph (slower, same result)",
+                      RuntimeWarning, stacklevel=4)
 
     def _combine(self, params, loss_r, loss_f, out_r, out_f, g_r, g_f,
                  ) -> tuple[torch.Tensor, list[torch.Tensor], AWStats]:

@@ -1,0 +1,251 @@
+"""AW's from_outputs on one pass over cat([fake, real]): both parts' gradients from one backward.
+
+The reference is a plain loop of torch.autograd.grad per part, in float64, on a
+copy of D made before the pass, and Algorithm 1 written out in tests/_reference.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gan_optim import AWDiscriminatorLoss
+from _reference import algorithm1
+
+ATOL = 1e-10  # float64 throughout
+
+
+def _sn(m: nn.Module) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(m)
+
+
+class BigGANStyleSN(nn.Module):
+    """A conv with BigGAN's own spectral norm: W / sigma, sigma = v W^T u with u, v from a no-grad power step."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, 3, 3) * 0.2)
+        self.bias = nn.Parameter(torch.randn(c_out) * 0.1)
+        self.register_buffer("u", torch.randn(1, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w_mat = self.weight.view(self.weight.shape[0], -1)
+        with torch.no_grad():
+            v = F.normalize(self.u @ w_mat)
+            u = F.normalize(v @ w_mat.t())
+            if self.training:
+                self.u.copy_(u)
+        sigma = torch.squeeze((v @ w_mat.t()) @ u.t())
+        return F.conv2d(x, self.weight / sigma, self.bias, 1, 1)
+
+
+class BigGANLikeD(nn.Module):
+    """Pre-activation residual blocks, SN convs (both kinds), an attention-style gain, SN linear + projection."""
+
+    def __init__(self, ch: int = 4, classes: int = 5) -> None:
+        super().__init__()
+        self.conv1 = BigGANStyleSN(3, ch)
+        self.conv2 = _sn(nn.Conv2d(ch, ch, 3, 1, 1))
+        self.shortcut = _sn(nn.Conv2d(3, ch, 1))
+        self.gamma = nn.Parameter(torch.tensor(0.3))
+        self.linear = _sn(nn.Linear(ch, 1))
+        self.embed = _sn(nn.Embedding(classes, ch))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(x)))
+        h = F.avg_pool2d(h, 2) + F.avg_pool2d(self.shortcut(x), 2)
+        h = h + self.gamma * torch.tanh(h)
+        h = torch.sum(F.relu(h), [2, 3])
+        return self.linear(h) + torch.sum(self.embed(y) * h, 1, keepdim=True)
+
+
+class ResNetSNLikeD(nn.Module):
+    def __init__(self, ch: int = 4) -> None:
+        super().__init__()
+        self.c1, self.c2 = _sn(nn.Conv2d(3, ch, 3, 1, 1)), _sn(nn.Conv2d(ch, ch, 3, 1, 1))
+        self.c3 = _sn(nn.Conv2d(ch, ch, 4, 2, 1))
+        self.out = _sn(nn.Linear(ch, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.c1(x))
+        h = h + self.c2(F.relu(h))
+        h = F.leaky_relu(self.c3(h), 0.2)
+        return self.out(h.sum([2, 3]))
+
+
+class PlainD(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(3, 16), nn.Linear(16, 16), nn.Linear(16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l3(F.leaky_relu(self.l2(torch.tanh(self.l1(x))), 0.2))
+
+
+def _data(model: str, n: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    if model == "plain":
+        xr, xf = torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g)
+    else:
+        xr, xf = torch.rand(n, 3, 8, 8, generator=g) * 2 - 1, torch.randn(n, 3, 8, 8, generator=g)
+    return xr.double(), xf.double(), torch.randint(0, 5, (2 * n,), generator=g)
+
+
+def _build(model: str) -> nn.Module:
+    torch.manual_seed(0)
+    return {"biggan": BigGANLikeD, "resnet": ResNetSNLikeD, "plain": PlainD}[model]().double()
+
+
+def _forward(D, model, xr, xf, y):
+    args = (y,) if model == "biggan" else ()
+    out = D(torch.cat([xf, xr]), *args)  # BigGAN's order: fakes first
+    return torch.split(out, [len(xf), len(xr)])
+
+
+def _reference(D, model, xr, xf, y, loss="hinge"):
+    """Per-part gradients by two autograd.grad calls, Algorithm 1 weights, the weighted sum."""
+    d_fake, d_real = _forward(D, model, xr, xf, y)
+    params = [p for p in D.parameters() if p.requires_grad]
+    if loss == "hinge":
+        l_r, l_f = torch.relu(1 - d_real).mean(), torch.relu(1 + d_fake).mean()
+    else:
+        l_r, l_f = F.softplus(-d_real).mean(), F.softplus(d_fake).mean()
+    g_r = torch.autograd.grad(l_r, params, retain_graph=True)
+    g_f = torch.autograd.grad(l_f, params)
+    flat = lambda gs: np.concatenate([g.detach().reshape(-1).numpy() for g in gs])  # noqa: E731
+    w_r, w_f, case = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean()),
+                                float(torch.sigmoid(d_fake).mean()))
+    return [w_r * a + w_f * b for a, b in zip(g_r, g_f)], case
+
+
+@pytest.mark.parametrize("loss", ["hinge", "bce"])
+@pytest.mark.parametrize("model", ["biggan", "resnet", "plain"])
+def test_split_equals_two_backward_passes_in_float64(model, loss):
+    D = _build(model)
+    aw = AWDiscriminatorLoss(D, loss=loss)
+    for step in range(3):  # the first call checks the split once; later calls use it alone
+        xr, xf, y = _data(model, seed=step)
+        D_ref = copy.deepcopy(D)  # before the pass: power iterations move u the same way in both
+        expected, case = _reference(D_ref, model, xr, xf, y, loss)
+        for p in D.parameters():
+            p.grad = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback here
+            d_fake, d_real = _forward(D, model, xr, xf, y)
+            aw.from_outputs(d_real, d_fake).backward()
+        assert int(aw.last.case) == case
+        for p, e in zip(D.parameters(), expected):
+            torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0)
+        for b, b_ref in zip(D.buffers(), D_ref.buffers()):
+            torch.testing.assert_close(b, b_ref, atol=0, rtol=0)
+
+
+def test_split_forms_no_full_weight_gradient():
+    """One backward: autograd never forms a plain Linear's weight gradient (only the deposit hands it over)."""
+    D = _build("plain")
+    aw = AWDiscriminatorLoss(D)
+    xr, xf, _ = _data("plain")
+    d_fake, d_real = _forward(D, "plain", xr, xf, None)
+    aw.from_outputs(d_real, d_fake).backward()  # the first call also checks against two passes
+    formed = []
+    handles = [p.register_hook(lambda g, n=n: formed.append(n)) for n, p in D.named_parameters()]
+    d_fake, d_real = _forward(D, "plain", xr, xf, None)
+    loss = aw.from_outputs(d_real, d_fake)
+    assert formed == []  # two backward passes would have formed each parameter's gradient twice here
+    loss.backward()
+    assert sorted(formed) == sorted(n for n, _ in D.named_parameters())  # once each, by the deposit
+    for h in handles:
+        h.remove()
+
+
+class _BatchNormD(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.bn, self.l2 = nn.Linear(3, 8), nn.BatchNorm1d(8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.l2(F.relu(self.bn(self.l1(x))))
+
+
+class _MinibatchStdD(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 8), nn.Linear(9, 1)
+
+    def forward(self, x):
+        h = F.relu(self.l1(x))
+        std = h.std(0).mean().expand(len(x), 1)  # ProGAN's minibatch standard deviation
+        return self.l2(torch.cat([h, std], 1))
+
+
+class _MixingD(nn.Module):
+    """Mixes samples with an operation no static rule knows (the first call's check must catch it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = F.relu(self.l1(x))
+        return self.l2(0.5 * h + 0.5 * h.roll(1, 0))
+
+
+class _LooseParameterD(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 8), nn.Linear(8, 1)
+        self.shift = nn.Parameter(torch.full((8,), 0.1))
+
+    def forward(self, x):
+        return self.l2(F.relu(self.l1(x) + self.shift))
+
+
+@pytest.mark.parametrize("cls, names", [
+    (_BatchNormD, ["layer 'bn'", "batch normalisation in training mode"]),
+    (_MinibatchStdD, ["batch"]),
+    (_MixingD, ["mixes samples", "'l1.weight'"]),
+    (_LooseParameterD, ["parameter 'shift'"]),
+])
+def test_fallback_warns_once_naming_the_cause_and_stays_exact(cls, names):
+    torch.manual_seed(0)
+    D = cls().double()
+    aw = AWDiscriminatorLoss(D)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(3):
+            xr, xf, _ = _data("plain", seed=step)
+            D_ref = copy.deepcopy(D)
+            expected, _ = _reference(D_ref, "plain", xr, xf, None)
+            for p in D.parameters():
+                p.grad = None
+            d_fake, d_real = _forward(D, "plain", xr, xf, None)
+            aw.from_outputs(d_real, d_fake).backward()
+            for p, e in zip(D.parameters(), expected):
+                torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1, messages
+    for name in names:
+        assert name in messages[0]
+
+
+def test_split_with_retain_graph_lets_other_terms_backpropagate():
+    D = _build("resnet")
+    aw = AWDiscriminatorLoss(D)
+    xr, xf, y = _data("resnet")
+    D_ref, D_extra = copy.deepcopy(D), copy.deepcopy(D)
+    expected, _ = _reference(D_ref, "resnet", xr, xf, y)
+    d_fake, d_real = _forward(D, "resnet", xr, xf, y)
+    aw.from_outputs(d_real, d_fake, retain_graph=True).backward()
+    extra = (d_real ** 2).mean()
+    extra.backward()  # still possible: the graph was kept
+    d_fake_r, d_real_r = _forward(D_extra, "resnet", xr, xf, y)
+    params = list(D_extra.parameters())
+    g_extra = torch.autograd.grad((d_real_r ** 2).mean(), params)
+    for p, e, g in zip(D.parameters(), expected, g_extra):
+        torch.testing.assert_close(p.grad, e + g, atol=ATOL, rtol=0)
