@@ -75,7 +75,8 @@ def _next(node: Any) -> list[Edge]:
 
 def _rows(t: torch.Tensor) -> tuple[Edge, int, tuple[int, int]] | None:
     """``(edge of the tensor sliced, its batch size, (start, stop))`` if ``t`` is a batch slice of one."""
-    node, nr = t.grad_fn, t.output_nr
+    node: Any = t.grad_fn  # saved-tensor attributes (_saved_*) are per node type, unknown to the stubs
+    nr = t.output_nr
     while node is not None and node.name() in _VIEWS:
         node, nr = node.next_functions[0]
     if node is None:
@@ -257,8 +258,8 @@ def plan(d_real: torch.Tensor, d_fake: torch.Tensor, named_params: Sequence[tupl
         stack.extend((c, False) for c in kids if id(c) not in children)
     if not layers:
         return "no Linear, Conv or Embedding layer found in D's graph"
-    key = (n, rows_r, rows_f, tuple(names), tuple(id(p) for _, p in named_params))
-    return SplitPlan(rows_r, rows_f, list(layers.values()), key)
+    structure = (n, rows_r, rows_f, tuple(names), tuple(id(p) for _, p in named_params))
+    return SplitPlan(rows_r, rows_f, list(layers.values()), structure)
 
 
 def _is_layer(node: Any, kind: str, params: set[int]) -> bool:

@@ -324,13 +324,13 @@ class AWDiscriminatorLoss(Component[AWStats]):
         if not any(used):
             raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
                              "parameters (outputs of another model?)")
-        g_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
-        g_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
+        part_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
+        part_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
         if scale != 1.0:
-            torch._foreach_div_(g_r, scale)
-            torch._foreach_div_(g_f, scale)
+            torch._foreach_div_(part_r, scale)
+            torch._foreach_div_(part_f, scale)
         value, grads, stats = self._combine(params, loss_r.detach(), loss_f.detach(), d_real.detach(),
-                                            d_fake.detach(), g_r, g_f)
+                                            d_fake.detach(), part_r, part_f)
         self._commit(stats)
         return _DepositGradients.apply(value, [g if u else None for g, u in zip(grads, used)], *params)
 
