@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -52,7 +53,7 @@ import torch
 from gan_optim.cli import positive_int as _positive_int
 
 from .cases import COMPONENTS, make_case
-from .models import FULL, MODELS, QUICK, BenchSizes, build_models
+from .models import BIGGAN_DIR_ENV, FULL, MODELS, OPTIONAL_MODELS, QUICK, BenchSizes, build_models
 from .report import BenchResult, format_table
 from .timing import Timing, peak_step_memory, time_interleaved
 
@@ -101,7 +102,7 @@ def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: 
                 memory_ratio = float("nan")
             results.append(BenchResult(component, model, timing.ratio / units, memory_ratio, timing.cpu_ratio / units,
                                        timing.plain_seconds, timing.candidate_seconds / units,
-                                       candidate_peak - plain_peak, s.d_param_bytes))
+                                       candidate_peak - plain_peak, s.d_param_bytes, quick=sizes.quick))
     return results
 
 
@@ -122,7 +123,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
     p.add_argument("--device", type=_device, default="cpu", help="torch device (default cpu); on cuda memory is measured "
                    "with torch.cuda.max_memory_allocated")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of %(default)s")
+    p.add_argument("--models", default=None, help=f"comma-separated subset of {','.join(MODELS + OPTIONAL_MODELS)} "
+                   "(default: all; biggan only with --biggan-dir)")
+    p.add_argument("--biggan-dir", default=None, metavar="PATH",
+                   help=f"a BigGAN-PyTorch checkout: adds the biggan row, its own CIFAR D (or set {BIGGAN_DIR_ENV})")
     p.add_argument("--components", default=",".join(COMPONENTS), help="comma-separated subset of %(default)s")
     p.add_argument("--repeats", type=_positive_int, default=None,
                    help="timed pairs per row (default 5 quick, 21 full)")
@@ -156,9 +160,22 @@ def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gan-optim bench: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
+    if args.biggan_dir is not None:
+        if not os.path.isfile(os.path.join(args.biggan_dir, "BigGAN.py")):
+            print(f"gan-optim bench: --biggan-dir {args.biggan_dir!r} is not a BigGAN-PyTorch checkout "
+                  "(no BigGAN.py there)", file=sys.stderr)
+            return 2
+        os.environ[BIGGAN_DIR_ENV] = os.path.abspath(args.biggan_dir)
+    has_biggan = bool(os.environ.get(BIGGAN_DIR_ENV))
+    default_models = MODELS + (OPTIONAL_MODELS if has_biggan else ())
+    if args.models and "biggan" in args.models.split(",") and not has_biggan:
+        print("gan-optim bench: the biggan row needs a BigGAN-PyTorch checkout: pass --biggan-dir PATH "
+              f"(or set {BIGGAN_DIR_ENV})", file=sys.stderr)
+        return 2
+    models = _split_choices("models", args.models or ",".join(default_models), default_models)
     torch.set_num_threads(max(1, args.threads))
     progress = (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True)) if args.progress else None
-    results = run_bench(sizes, models=_split_choices("models", args.models, MODELS),
+    results = run_bench(sizes, models=models,
                         components=_split_choices("components", args.components, COMPONENTS),
                         device=device, measure_memory=not args.no_memory, progress=progress,
                         quiet_profiler=True)

@@ -1,17 +1,27 @@
-"""The benchmark's models: an MLP pair, DCGAN-32 and a ResNet-SN discriminator, with their settings."""
+"""The benchmark's models: an MLP pair, DCGAN-32, a ResNet-SN discriminator and, from a BigGAN-PyTorch
+checkout, BigGAN's own CIFAR discriminator, with their settings."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import os
+import sys
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-__all__ = ["FULL", "MODELS", "QUICK", "BenchSizes", "build_models"]
+__all__ = ["BIGGAN_DIR_ENV", "FULL", "MODELS", "OPTIONAL_MODELS", "QUICK", "BenchSizes", "build_models"]
 
 #: Model rows, in table order.
 MODELS = ("mlp", "dcgan32", "resnet-sn")
+#: Rows that need a local checkout: ``biggan`` is BigGAN-PyTorch's own ``BigGAN.Discriminator``.
+OPTIONAL_MODELS = ("biggan",)
+#: Where the ``biggan`` row finds its checkout (``gan-optim bench --biggan-dir`` sets it).
+BIGGAN_DIR_ENV = "GAN_OPTIM_BIGGAN_DIR"
 
 
 @dataclass(frozen=True)
@@ -27,15 +37,17 @@ class BenchSizes:
     min_sample_seconds: float = 0.0  #: see :func:`time_interleaved`
     z_dim: int = 64
     mlp_data_dim: int = 2
+    biggan_width: int = 8  #: BigGAN's D_ch; its CIFAR D has 4 * D_ch channels
+    quick: bool = False
 
 
 #: ``--quick``: small models, few repeats (seconds).
 QUICK = BenchSizes(batch=16, mlp_hidden=64, dcgan_width=8, resnet_width=8, repeats=5, warmup=2,
-                   min_sample_seconds=0.005)
+                   min_sample_seconds=0.005, biggan_width=2, quick=True)
 #: The default: DCGAN-32 at its usual width 64, the ResNet D at width 64 (SNGAN uses 128; 64 keeps a
 #: CPU run within minutes), batch 32 per half, 21 timed pairs after 3 warm-up pairs, samples >= 50 ms.
 FULL = BenchSizes(batch=32, mlp_hidden=256, dcgan_width=64, resnet_width=64, repeats=21, warmup=3,
-                  min_sample_seconds=0.05)
+                  min_sample_seconds=0.05, biggan_width=16)
 
 
 # ---------------------------------------------------------------------- models
@@ -126,6 +138,37 @@ class ResNetSNDiscriminator32(nn.Module):
         return self.linear(h).view(-1)
 
 
+class LabelledDiscriminator(nn.Module):
+    """BigGAN's ``D(x, y)`` seen as ``D(x)``: the labels of a batch of n are ``arange(n) % classes``."""
+
+    def __init__(self, discriminator: nn.Module, classes: int) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.classes = classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.arange(x.shape[0], device=x.device) % self.classes
+        return self.discriminator(x, y)
+
+
+def biggan_discriminator(width: int, repo: str | None = None) -> nn.Module:
+    """BigGAN-PyTorch's CIFAR discriminator (resolution 32, 10 classes, no attention, its own SN layers).
+
+    ``repo`` (default: the ``GAN_OPTIM_BIGGAN_DIR`` environment variable) is a local checkout; only its
+    ``BigGAN.py``, ``layers.py`` and ``sync_batchnorm`` are imported.
+    """
+    repo = repo or os.environ.get(BIGGAN_DIR_ENV)
+    if not repo or not os.path.isfile(os.path.join(repo, "BigGAN.py")):
+        raise ValueError(f"Invalid model 'biggan': needs a BigGAN-PyTorch checkout; pass --biggan-dir PATH "
+                         f"or set {BIGGAN_DIR_ENV} (got {repo!r})")
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    module = importlib.import_module("BigGAN")
+    with contextlib.redirect_stdout(io.StringIO()):  # its constructor prints a parameter count
+        D = module.Discriminator(D_ch=width, resolution=32, D_attn="0", n_classes=10)
+    return LabelledDiscriminator(D, classes=10)
+
+
 @dataclass
 class _Setup:
     """G, D, their Adam optimizers and one fixed batch (real, fake, z) for one model row."""
@@ -157,13 +200,14 @@ def build_models(name: str, sizes: BenchSizes, device: torch.device, seed: int =
         G = _mlp(sizes.z_dim, sizes.mlp_data_dim, sizes.mlp_hidden)
         D = _mlp(sizes.mlp_data_dim, 1, sizes.mlp_hidden)
         x_real = torch.randn(n, sizes.mlp_data_dim, generator=gen).clamp(-1, 1)
-    elif name in ("dcgan32", "resnet-sn"):
-        width = sizes.dcgan_width if name == "dcgan32" else sizes.resnet_width
+    elif name in ("dcgan32", "resnet-sn", "biggan"):
+        width = sizes.resnet_width if name == "resnet-sn" else sizes.dcgan_width
         G = DCGANGenerator32(sizes.z_dim, width)
-        D = DCGANDiscriminator32(width) if name == "dcgan32" else ResNetSNDiscriminator32(width)
+        D = {"dcgan32": lambda: DCGANDiscriminator32(width), "resnet-sn": lambda: ResNetSNDiscriminator32(width),
+             "biggan": lambda: biggan_discriminator(sizes.biggan_width)}[name]()
         x_real = torch.rand(n, 3, 32, 32, generator=gen) * 2 - 1
     else:
-        raise ValueError(f"Invalid model: {name!r} (one of {', '.join(MODELS)})")
+        raise ValueError(f"Invalid model: {name!r} (one of {', '.join(MODELS + OPTIONAL_MODELS)})")
     G, D = G.to(device), D.to(device)
     z = torch.randn(n, sizes.z_dim, generator=gen).to(device)
     with torch.no_grad():

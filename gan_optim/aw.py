@@ -194,7 +194,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
             # Buffers are cloned inside the transform (mutating captured tensors is
             # not allowed there) and written back by the caller once all is finite.
             new_buffers = {n: b.clone() for n, b in buffers.items()}
-            out = functional_call(module, (p, new_buffers), (x, *args), kwargs)
+            out = functional_call(module, (p, new_buffers), (x, *args), kwargs, tie_weights=False)
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"AWDiscriminatorLoss: D must return a tensor of scores, got {type(out).__name__}")
             out = _plain(out)

@@ -119,8 +119,8 @@ def _reference(D, model, xr, xf, y, loss="hinge"):
     g_r = torch.autograd.grad(l_r, params, retain_graph=True)
     g_f = torch.autograd.grad(l_f, params)
     flat = lambda gs: np.concatenate([g.detach().reshape(-1).numpy() for g in gs])  # noqa: E731
-    w_r, w_f, case = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean()),
-                                float(torch.sigmoid(d_fake).mean()))
+    w_r, w_f, case = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean().detach()),
+                                float(torch.sigmoid(d_fake).mean().detach()))
     return [w_r * a + w_f * b for a, b in zip(g_r, g_f)], case
 
 

@@ -143,3 +143,22 @@ def test_aw_step_differs_from_the_plain_step():
     grads_plain = torch.cat([p.grad.reshape(-1) for p in plain.D.parameters()])
     grads_aw = torch.cat([p.grad.reshape(-1) for p in aw.D.parameters()])
     assert not torch.allclose(grads_plain, grads_aw)
+
+
+def test_biggan_row_needs_a_checkout(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GAN_OPTIM_BIGGAN_DIR", raising=False)
+    assert bench.main("bench", ["--quick", "--models", "biggan"]) == 2
+    assert "--biggan-dir" in capsys.readouterr().err
+    assert bench.main("bench", ["--quick", "--biggan-dir", str(tmp_path)]) == 2
+    assert "not a BigGAN-PyTorch checkout" in capsys.readouterr().err
+
+
+def test_row_targets_follow_the_size_and_the_model():
+    from gan_optim_benchmarks.report import time_target
+
+    assert time_target("aw-concat", "resnet-sn", False) == 1.10
+    assert time_target("aw-concat", "biggan", False) == 1.15
+    assert time_target("aw-concat", "mlp", False) is None  # no target: fixed cost dominates a tiny MLP
+    assert time_target("aw", "dcgan32", True) == 1.15 and time_target("aw", "dcgan32", False) == 1.05
+    assert time_target("aw", "mlp", True) == 1.6
+    assert time_target("null", "mlp", False) is None

@@ -1,0 +1,68 @@
+"""AW's one-backward split on BigGAN-PyTorch's own discriminator (``GAN_OPTIM_BIGGAN_DIR``).
+
+BigGAN's D has its own spectral-norm layers (SNConv2d, SNLinear, SNEmbedding),
+self-attention with a learned gain, and scores ``cat([fake, real])`` in one
+pass: the split must equal two autograd.grad calls per part, in float64.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from _reference import algorithm1
+from upstream._shims import biggan_stubs, repo_on_path
+
+REPO = os.environ.get("GAN_OPTIM_BIGGAN_DIR")
+pytestmark = [
+    pytest.mark.upstream,
+    pytest.mark.skipif(not REPO, reason="GAN_OPTIM_BIGGAN_DIR is not set: point it at a BigGAN-PyTorch checkout "
+                                        "to run the BigGAN integration tests"),
+]
+
+
+@pytest.mark.parametrize("attention", ["0", "16"])
+def test_split_on_biggans_own_discriminator_equals_two_backward_passes(attention):
+    from gan_optim import AWDiscriminatorLoss
+
+    with repo_on_path(REPO, biggan_stubs()):
+        import BigGAN
+
+        torch.manual_seed(0)
+        D = BigGAN.Discriminator(D_ch=2, resolution=32, D_attn=attention, n_classes=10).double()
+        with torch.no_grad():  # BigGAN starts the attention gain at 0; a live gain must get its gradient
+            for name, p in D.named_parameters():
+                if name.endswith("gamma"):
+                    p.fill_(0.5)
+        aw = AWDiscriminatorLoss(D, loss="hinge")
+        gen = torch.Generator().manual_seed(1)
+        for step in range(2):
+            x = torch.rand(4, 3, 32, 32, generator=gen, dtype=torch.float64) * 2 - 1
+            fake = torch.randn(4, 3, 32, 32, generator=gen, dtype=torch.float64)
+            y = torch.randint(0, 10, (8,), generator=gen)
+            D_ref = copy.deepcopy(D)
+            out = D_ref(torch.cat([fake, x]), y)
+            d_fake, d_real = torch.split(out, [4, 4])
+            params = [p for p in D_ref.parameters() if p.requires_grad]
+            g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True)
+            g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params)
+            flat = lambda gs: np.concatenate([g.reshape(-1).numpy() for g in gs])  # noqa: E731
+            w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean().detach()),
+                                     float(torch.sigmoid(d_fake).mean().detach()))
+
+            for p in D.parameters():
+                p.grad = None
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # the split applies: no fallback warning
+                d_fake, d_real = torch.split(D(torch.cat([fake, x]), y), [4, 4])
+                aw.from_outputs(d_real, d_fake).backward()
+            for (name, p), a, b in zip(D.named_parameters(), g_r, g_f):
+                torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=1e-10, rtol=0, msg=name)
+            for b, b_ref in zip(D.buffers(), D_ref.buffers()):
+                torch.testing.assert_close(b, b_ref, atol=0, rtol=0)
+        assert aw._split_checked  # the one-backward path ran (checked once, then used alone)
