@@ -81,6 +81,8 @@ def _compare_parser() -> argparse.ArgumentParser:
                    help="digits: where the FID-digits classifier is cached (default ~/.cache/gan_optim/"
                         "digits_classifier.pt, or $GAN_OPTIM_CACHE)")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="runs in parallel, one process and one thread each (default: one per CPU core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -102,7 +104,7 @@ def compare_main(argv: Sequence[str]) -> int:
         print(f"wrote {', '.join(str(f) for f in res.files)}")
         return 0
     from . import plots
-    from .runner import run_compare, summarize, summary_markdown, write_csv
+    from .runner import default_workers, run_compare, summarize, summary_markdown, write_csv
     from .tasks import make_task
 
     options = {"radius": args.radius} if args.task == "gaussians8" else {"classifier_path": args.classifier_path}
@@ -117,7 +119,7 @@ def compare_main(argv: Sequence[str]) -> int:
     t0 = time.perf_counter()
     try:
         results = run_compare(task, techniques, seeds, steps, eval_every=every, progress=not args.no_progress,
-                              lr=args.lr, batch=args.batch)
+                              workers=args.workers or default_workers(), lr=args.lr, batch=args.batch)
     except ValueError as err:
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2

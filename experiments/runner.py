@@ -21,7 +21,10 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +48,7 @@ __all__ = [
     "RunResult",
     "TechniqueSpec",
     "parse_technique",
+    "default_workers",
     "run_compare",
     "summarize",
     "summary_markdown",
@@ -263,20 +267,62 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
     return result
 
 
+# The task of a parallel compare, inherited by forked workers (tasks hold closures: not picklable).
+_WORKER_TASK: GANTask | None = None
+
+
+def _worker_run(spec: TechniqueSpec, seed: int, steps: int, eval_every: int, threads: int,
+                kwargs: dict[str, Any]) -> RunResult:
+    # First thing in the child: one intra-op thread, so no OpenMP pool inherited through fork is used.
+    torch.set_num_threads(threads)
+    assert _WORKER_TASK is not None
+    return train_run(_WORKER_TASK, spec, seed, steps, eval_every=eval_every, **kwargs)
+
+
+def default_workers() -> int:
+    """The CPU cores this process may use (each run is one thread)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def run_compare(task: GANTask, techniques: Sequence[str], seeds: Sequence[int], steps: int, *,
-                eval_every: int = 100, progress: bool = True, **kwargs: Any) -> list[RunResult]:
-    """Run every technique for every seed (one tqdm bar over the whole run)."""
+                eval_every: int = 100, progress: bool = True, workers: int = 1, **kwargs: Any) -> list[RunResult]:
+    """Run every technique for every seed (one tqdm bar over the whole run).
+
+    ``workers > 1`` runs the (technique, seed) runs in that many forked
+    processes, one thread each; every run is seeded on its own, so the rows
+    equal a serial run's (wall-clock columns aside). Results keep the serial
+    order: technique by technique, seed by seed.
+    """
     specs = [parse_technique(t) for t in techniques]
+    jobs = [(spec, seed) for spec in specs for seed in seeds]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(specs) * len(seeds) * steps, desc=f"compare {task.name}", unit="it",
-                   mininterval=0.5)
-    results = []
+        bar = tqdm(total=len(jobs) * steps, desc=f"compare {task.name}", unit="it", mininterval=0.5)
+    workers = min(max(1, int(workers)), len(jobs))
+    results: list[RunResult] = []
     try:
-        for spec in specs:
-            for seed in seeds:
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            global _WORKER_TASK
+            _WORKER_TASK = task
+            try:
+                ctx = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                    futures = [pool.submit(_worker_run, spec, seed, steps, eval_every, 1, kwargs)
+                               for spec, seed in jobs]
+                    for done in as_completed(futures):
+                        done.result()  # raise a worker's error here, first come
+                        if bar is not None:
+                            bar.update(steps)
+                    results = [f.result() for f in futures]
+            finally:
+                _WORKER_TASK = None
+        else:
+            for spec, seed in jobs:
                 if bar is not None:
                     bar.set_postfix_str(f"{spec.name} seed {seed}")
                 results.append(train_run(task, spec, seed, steps, eval_every=eval_every,
