@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import os
 import sys
 import types
 import warnings
@@ -19,7 +20,8 @@ from typing import Any, Callable, Iterable
 
 from gan_optim.ttur import TwoTimescale
 
-__all__ = ["TAG", "Patch", "check_unmodified", "is_patched", "resolve_module", "source_fingerprint", "tag"]
+__all__ = ["TAG", "Patch", "check_unmodified", "checkout_differences", "is_patched", "resolve_module",
+           "source_fingerprint", "tag"]
 
 #: Attribute set on every function we install; its value is the owning :class:`Patch`.
 TAG = "_gan_optim_patch"
@@ -55,6 +57,49 @@ def check_unmodified(fn: Any, trusted: set[str], *, what: str, snapshot: str, ad
         f"your changes to it would be silently lost. Port them, use a technique that hooks the losses "
         f"instead, or, if our replacement does what yours does, trust it with "
         f"gan_optim.adapters.{adapter}.TRUSTED_FINGERPRINTS.add({found!r})")
+
+
+def _git_head(repo: str) -> str | None:
+    """The commit a git checkout is at, read from ``.git`` without running git (None if not a checkout)."""
+    git = os.path.join(repo, ".git")
+    try:
+        with open(os.path.join(git, "HEAD")) as f:
+            head = f.read().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        path = os.path.join(git, ref)
+        if os.path.isfile(path):
+            with open(path) as f:
+                return f.read().strip()
+        with open(os.path.join(git, "packed-refs")) as f:
+            for line in f:
+                if line.strip().endswith(" " + ref):
+                    return line.split()[0]
+    except OSError:
+        return None
+    return None
+
+
+def checkout_differences(repo: str, commit: str, file_hashes: dict[str, str]) -> str | None:
+    """Why ``repo`` is not the tested checkout (``commit``), or None when it is.
+
+    A git checkout is judged by its HEAD; an exported copy (no ``.git``) by the
+    files the adapter hooks, whose SHA-256 prefixes are ``file_hashes``.
+    """
+    head = _git_head(repo)
+    if head is not None:
+        return None if head.startswith(commit) else f"it is at commit {head[:8]}"
+    changed = []
+    for name, expected in file_hashes.items():
+        try:
+            with open(os.path.join(repo, name), "rb") as f:
+                found = hashlib.sha256(f.read()).hexdigest()[:len(expected)]
+        except OSError:
+            found = None
+        if found != expected:
+            changed.append(name)
+    return f"its {', '.join(changed)} differ(s) from that commit's" if changed else None
 
 
 def is_patched(fn: Any) -> bool:

@@ -21,6 +21,7 @@ import runpy
 import sys
 from typing import Any, Sequence
 
+from . import _patching
 from ._techniques import OPTIONS, TECHNIQUES
 
 __all__ = ["main", "parse"]
@@ -95,6 +96,27 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # seeds CUDA's generators too
 
 
+#: The commits the adapters are tested against, and the SHA-256 prefixes of the files they hook there.
+TESTED_CHECKOUTS = {
+    "biggan": ("98459431", {"train_fns.py": "4d8c35c95c8528b7", "losses.py": "648948aae22e9b0e",
+                            "train.py": "8529d151aa66363a", "utils.py": "d92cd60f83c51b7e"}),
+    "autogan": ("a5eeef05", {"functions.py": "72c8221936a8fcb4", "train.py": "19c3fa8c63f3fcfd",
+                             "train_derived.py": "bd0d3e822f2ed003", "cfg.py": "07f8c67aa1fa7b53"}),
+}
+_noted: set[tuple[str, str]] = set()
+
+
+def _note_untested_checkout(command: str, repo: str) -> None:
+    """One line on stderr, once per checkout and process, when ``repo`` is not the tested commit."""
+    commit, hashes = TESTED_CHECKOUTS[command]
+    why = _patching.checkout_differences(repo, commit, hashes)
+    if why is None or (command, repo) in _noted:
+        return
+    _noted.add((command, repo))
+    print(f"gan-optim {command}: note: the adapter is tested on commit {commit}; {repo}: {why}. "
+          "Hooks whose upstream function changed are refused; check the rest of the run's logs.", file=sys.stderr)
+
+
 def main(command: str, argv: Sequence[str]) -> int:
     """Entry point used by :mod:`gan_optim.cli`; returns the script's exit status."""
     if command not in ("biggan", "autogan"):
@@ -127,6 +149,7 @@ def main(command: str, argv: Sequence[str]) -> int:
         sys.path[:] = saved_path
         print(f"gan-optim {command}: {err}", file=sys.stderr)
         return 2
+    _note_untested_checkout(command, repo)
     print(f"gan-optim {command}: {ns.script} from {repo}, technique {ns.technique} "
           f"{handle.options if handle.options else ''}".rstrip(), file=sys.stderr)
     sys.argv = [script, *script_args]
