@@ -73,8 +73,11 @@ def _next(node: Any) -> list[Edge]:
     return [e for e in node.next_functions if e[0] is not None]
 
 
-def _rows(t: torch.Tensor) -> tuple[Edge, int, tuple[int, int]] | None:
-    """``(edge of the tensor sliced, its batch size, (start, stop))`` if ``t`` is a batch slice of one."""
+def _rows(t: torch.Tensor) -> tuple[Edge, int, tuple[int, int]] | str | None:
+    """``(edge of the tensor sliced, its batch size, (start, stop))`` if ``t`` is a batch slice of one.
+
+    A string: ``t`` is a slice, but of rows that are not D's samples.
+    """
     node: Any = t.grad_fn  # saved-tensor attributes (_saved_*) are per node type, unknown to the stubs
     nr = t.output_nr
     while node is not None and node.name() in _VIEWS:
@@ -103,8 +106,9 @@ def _rows(t: torch.Tensor) -> tuple[Edge, int, tuple[int, int]] | None:
     base: Edge = node.next_functions[0]
     # A view below the slice keeps rows only if it keeps the batch dimension (e.g. [N, 1] -> [N]).
     while base[0] is not None and base[0].name() in ("ViewBackward0", "UnsafeViewBackward0"):
-        if int(base[0]._saved_self_sym_sizes[0]) != n:
-            return None
+        rows = int(base[0]._saved_self_sym_sizes[0])
+        if rows != n:
+            return f"D's output is a reshape of {rows} rows into the {n} scored ones"
         base = base[0].next_functions[0]
     if base[0] is None:
         return None
@@ -208,6 +212,8 @@ def plan(d_real: torch.Tensor, d_fake: torch.Tensor, named_params: Sequence[tupl
     real, fake = _rows(d_real), _rows(d_fake)
     if real is None or fake is None:
         return None
+    if isinstance(real, str) or isinstance(fake, str):
+        return real if isinstance(real, str) else fake  # type: ignore[return-value]
     (base_r, n_r, rows_r), (base_f, n_f, rows_f) = real, fake
     if base_r[0] is not base_f[0] or base_r[1] != base_f[1] or n_r != n_f:
         return None

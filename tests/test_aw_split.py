@@ -206,7 +206,32 @@ class _LooseParameterD(nn.Module):
         return self.l2(F.relu(self.l1(x) + self.shift))
 
 
+class _PairingD(nn.Module):
+    """Folds two samples into one row inside: its middle layer's rows are not the outputs' rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(3, 8), nn.Linear(16, 16), nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.l2(torch.tanh(self.l1(x)).reshape(-1, 16)).reshape(-1, 8)
+        return self.l3(torch.tanh(h))
+
+
+class _FoldedOutputD(nn.Module):
+    """Its scores are a reshape of fewer rows: the slices do not pick D's samples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 8), nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.l2(torch.tanh(self.l1(x)).reshape(-1, 16)).reshape(-1, 1)
+
+
 @pytest.mark.parametrize("cls, names", [
+    (_PairingD, ["batch (6 rows) is not the outputs' (12)"]),
+    (_FoldedOutputD, ["a reshape of 6 rows into the 12 scored ones"]),
     (_BatchNormD, ["layer 'bn'", "batch normalisation in training mode"]),
     (_MinibatchStdD, ["batch"]),
     (_MixingD, ["mixes samples", "'l1.weight'"]),
@@ -249,3 +274,30 @@ def test_split_with_retain_graph_lets_other_terms_backpropagate():
     g_extra = torch.autograd.grad((d_real_r ** 2).mean(), params)
     for p, e, g in zip(D.parameters(), expected, g_extra):
         torch.testing.assert_close(p.grad, e + g, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("model", ["biggan", "resnet"])
+def test_split_under_autocast_and_a_grad_scaler(model):
+    """bfloat16 autocast with a GradScaler: the split carries the parts through the dtype casts."""
+    torch.manual_seed(0)
+    D = {"biggan": BigGANLikeD, "resnet": ResNetSNLikeD}[model]()
+    D_ref = copy.deepcopy(D)
+    xr, xf, y = (t.float() if t.is_floating_point() else t for t in _data(model))
+    args = (y,) if model == "biggan" else ()
+    scale = 1024.0
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+    aw = AWDiscriminatorLoss(D, scaler=scaler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            d_fake, d_real = torch.split(D(torch.cat([xf, xr]), *args), [len(xf), len(xr)])
+        scaler.scale(aw.from_outputs(d_real, d_fake)).backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d_fake, d_real = torch.split(D_ref(torch.cat([xf, xr]), *args), [len(xf), len(xr)])
+    params = list(D_ref.parameters())
+    g_r = torch.autograd.grad(torch.relu(1 - d_real.float()).mean() * scale, params, retain_graph=True)
+    g_f = torch.autograd.grad(torch.relu(1 + d_fake.float()).mean() * scale, params)
+    w_r, w_f = aw.last.w_real.float(), aw.last.w_fake.float()
+    for p, a, b in zip(D.parameters(), g_r, g_f):
+        expected = w_r * a + w_f * b  # still scaled, as the deposit is
+        torch.testing.assert_close(p.grad, expected, atol=1e-2 * float(expected.abs().max()) + 1e-6, rtol=0)
