@@ -57,6 +57,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--no-compat", action="store_true",
                        help="leave out the fixes for BigGAN-PyTorch on today's PyTorch (save_image on "
                             "Distribution tensors, --resume with torch.load's weights_only default)")
+    p.add_argument("--inception-weights", default=None, metavar="PATH",
+                   help="score IS/FID with torchmetrics and the Inception weights in this local file (the "
+                        "torch-fidelity pt_inception-2015-12-05 state dict; nothing is downloaded), logged where "
+                        "the repository logs its own metrics")
+    p.add_argument("--fid-reference", default=None, metavar="PATH",
+                   help="FID reference: an .npz with mu and sigma of the 2048-d pool features, or a folder of "
+                        "real images (needs --inception-weights)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed Python's, NumPy's and torch's generators before the script starts (AutoGAN's "
                         "train.py seeds only CUDA's); use the same value for the baseline and the patched run")
@@ -132,21 +139,33 @@ def main(command: str, argv: Sequence[str]) -> int:
     saved_path, saved_argv = list(sys.path), list(sys.argv)
     sys.path.insert(0, repo)
     extra: dict[str, Any] = {"namespaces": []} if command == "autogan" else {}
-    compat = None
+    compat: Any = None
+    handle: Any = None
+    undo_metrics: Any = None
+
+    def undo_all() -> None:
+        for undo in (undo_metrics, None if compat is None else compat.undo, None if handle is None else handle.undo):
+            if undo is not None:
+                undo()
+        sys.path[:] = saved_path
+
     try:
         handle = adapter.patch(ns.technique, **extra, **options)
         if command == "biggan" and not ns.no_compat:
             compat = adapter.todays_pytorch_fixes()
+        from . import metrics
+
+        undo_metrics = metrics.install(command, ns.inception_weights, ns.fid_reference)
     except ImportError as err:
         # The module the adapter hooks is not in that folder: a checkout of another kind.
-        sys.path[:] = saved_path
+        undo_all()
         kind = {"biggan": "a BigGAN-PyTorch", "autogan": "an AutoGAN"}[command]
         missing = getattr(err.__cause__, "name", None) or getattr(err, "name", None) or "a module the adapter hooks"
         print(f"gan-optim {command}: {repo} is not {kind} checkout (no {missing} to hook there)", file=sys.stderr)
         return 2
     except (ValueError, TypeError, AttributeError) as err:
         # A user mistake (an option value, an edited training function): one line, no traceback.
-        sys.path[:] = saved_path
+        undo_all()
         print(f"gan-optim {command}: {err}", file=sys.stderr)
         return 2
     _note_untested_checkout(command, repo)
@@ -161,9 +180,6 @@ def main(command: str, argv: Sequence[str]) -> int:
     except SystemExit as exc:  # the script's own sys.exit()
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        if compat is not None:
-            compat.undo()
-        handle.undo()
+        undo_all()
         sys.argv = saved_argv
-        sys.path[:] = saved_path
     return code
