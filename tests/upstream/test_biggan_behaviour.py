@@ -4,7 +4,8 @@ Each test drives ``train_fns.GAN_training_function`` through the adapter on a ti
 configuration, observes D, G and their optimizers from the outside (hooks, see ``_observe``),
 and compares what happened with a reference computed here, independently: plain
 ``torch.autograd.grad`` on a copy of the network at the state it had, the papers' algorithms
-written out by hand. ``tests/upstream/MUTATIONS.md`` lists the breakages these tests must catch.
+written out by hand. ``scripts/mutation-check`` lists the breakages these tests must catch, and
+checks that they do.
 """
 
 from __future__ import annotations
