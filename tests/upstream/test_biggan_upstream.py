@@ -27,7 +27,7 @@ ARGS = ["--dataset", "C10", "--G_ch", "8", "--D_ch", "8", "--batch_size", "8", "
         "--ema", "--ema_start", "2", "--toggle_grads", "--seed", "0"]
 
 
-def _run(iters: int, num_d_steps: int, technique: str | None = None, **options):
+def _run(iters: int, num_d_steps: int, technique: str | None = None, extra: list[str] | None = None, **options):
     with repo_on_path(REPO, biggan_stubs()):
         import BigGAN
         import train_fns
@@ -35,7 +35,7 @@ def _run(iters: int, num_d_steps: int, technique: str | None = None, **options):
         from gan_optim.adapters import biggan
 
         handle = biggan.patch(technique, **options) if technique is not None else None
-        config = vars(utils.prepare_parser().parse_args(ARGS + ["--num_D_steps", str(num_d_steps)]))
+        config = vars(utils.prepare_parser().parse_args(ARGS + ["--num_D_steps", str(num_d_steps)] + (extra or [])))
         # The derived entries train.run adds before building the models.
         config["resolution"] = utils.imsize_dict[config["dataset"]]
         config["n_classes"] = utils.nclass_dict[config["dataset"]]
