@@ -1,0 +1,162 @@
+"""Claim 4 under the paper's own protocol: the plain GAN of Metz et al. on 8 Gaussians, with and without aw.
+
+Zadorozhnyy et al. §5.3 train "a plain GAN as in [33]" (Metz et al., Unrolled GANs, with 0 unrolling
+steps) on eight 2-D Gaussians on the unit circle and show the generator's samples every 5,000
+iterations. The setting of [33]'s published demo, which this module follows:
+
+============================  ==========================================  =============================
+setting                       paper / reference code                      here
+============================  ==========================================  =============================
+data                          8 Gaussians on the unit circle (§5.3);      the same, 8 distinct centres
+                              std 0.01 in [33]'s code (its centres come   at angles 2*pi*k/8, std 0.01
+                              from ``linspace(0, 2*pi, 8)``: the first
+                              and last coincide, 7 distinct modes)
+G                             z ~ N(0, I_256), 2 x 128 tanh, linear 2     the same
+D                             2 x 128 tanh, linear logit                  the same
+initialisation                orthogonal, gain 1.4 (biases 0)             the same
+loss                          D: BCE on logits; G: minimises the minus    the same (saturating G loss)
+                              D loss (saturating)
+optimisers                    Adam, D 1e-4, G 1e-3, beta1 0.5, eps 1e-8   the same, beta2 0.999
+updates                       simultaneous (one batch, both step)         the same
+batch, iterations             512, 25,000, snapshots every 5,000          the same
+aw                            Algorithm 1 on D's loss (eps 0.05, ...)     ``AWDiscriminatorLoss("bce")``
+seeds                         one run shown                               5 (``--seeds``)
+============================  ==========================================  =============================
+
+At each snapshot 2,500 samples are drawn; both mode rules are computed from them afterwards
+(:mod:`gan_optim_experiments.metrics`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as nnf
+
+from gan_optim import AWDiscriminatorLoss
+
+__all__ = ["PROTOCOL", "centres", "run", "main"]
+
+#: The protocol of [33]'s demo (see the module docstring); ``iterations``/``every`` shrink for tests.
+PROTOCOL: dict[str, Any] = {
+    "radius": 1.0, "std": 0.01, "z_dim": 256, "hidden": 128, "layers": 2, "gain": 1.4,
+    "lr_d": 1e-4, "lr_g": 1e-3, "betas": (0.5, 0.999), "eps": 1e-8, "batch": 512,
+    "iterations": 25_000, "every": 5_000, "n_samples": 2_500,
+}
+TECHNIQUES = ("plain", "aw")
+
+
+def centres(radius: float = 1.0, n: int = 8) -> torch.Tensor:
+    angles = 2 * math.pi * torch.arange(n, dtype=torch.float64) / n
+    return (radius * torch.stack([torch.cos(angles), torch.sin(angles)], 1)).float()
+
+
+def _tanh_mlp(n_in: int, n_out: int, hidden: int, layers: int, gain: float) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = n_in
+    for _ in range(layers):
+        mods += [nn.Linear(d, hidden), nn.Tanh()]
+        d = hidden
+    mods.append(nn.Linear(d, n_out))
+    for m in mods:
+        if isinstance(m, nn.Linear):
+            nn.init.orthogonal_(m.weight, gain=gain)
+            nn.init.zeros_(m.bias)
+    return nn.Sequential(*mods)
+
+
+def run(technique: str, seed: int, protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run; returns the snapshots' samples ``{iteration: (n, 2) array}`` and the seconds it took."""
+    if technique not in TECHNIQUES:
+        raise ValueError(f"Invalid technique: {technique!r} (one of {', '.join(TECHNIQUES)})")
+    p = {**PROTOCOL, **(protocol or {})}
+    torch.manual_seed(seed)
+    G = _tanh_mlp(p["z_dim"], 2, p["hidden"], p["layers"], p["gain"])
+    D = _tanh_mlp(2, 1, p["hidden"], p["layers"], p["gain"])
+    opt_d = torch.optim.Adam(D.parameters(), lr=p["lr_d"], betas=p["betas"], eps=p["eps"])
+    opt_g = torch.optim.Adam(G.parameters(), lr=p["lr_g"], betas=p["betas"], eps=p["eps"])
+    aw = AWDiscriminatorLoss(D, loss="bce") if technique == "aw" else None
+    mu = centres(p["radius"])
+    data_gen = torch.Generator().manual_seed(10_000 + seed)
+    eval_gen = torch.Generator().manual_seed(20_000 + seed)
+    g_params = list(G.parameters())
+    snapshots: dict[int, np.ndarray] = {}
+    t0 = time.perf_counter()
+    for it in range(1, p["iterations"] + 1):
+        idx = torch.randint(0, len(mu), (p["batch"],), generator=data_gen)
+        x = mu[idx] + p["std"] * torch.randn(p["batch"], 2, generator=data_gen)
+        z = torch.randn(p["batch"], p["z_dim"], generator=data_gen)
+        fake = G(z)
+        # Simultaneous updates: both gradients at the same parameters, then both steps.
+        d_fake = D(fake)
+        g_loss = -nnf.softplus(d_fake).mean()  # minus the D loss's fake part: the saturating G loss
+        g_grads = torch.autograd.grad(g_loss, g_params)
+        opt_d.zero_grad(set_to_none=True)
+        if aw is None:
+            (nnf.softplus(-D(x)).mean() + nnf.softplus(D(fake.detach())).mean()).backward()
+        else:
+            aw(x, fake.detach()).backward()
+        opt_d.step()
+        for param, grad in zip(g_params, g_grads):
+            param.grad = grad
+        opt_g.step()
+        if it % p["every"] == 0:
+            with torch.no_grad():
+                snapshots[it] = G(torch.randn(p["n_samples"], p["z_dim"], generator=eval_gen)).numpy()
+    return {"technique": technique, "seed": seed, "snapshots": snapshots, "seconds": time.perf_counter() - t0}
+
+
+def _job(args: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return run(*args)
+
+
+def run_all(techniques: Sequence[str], seeds: Sequence[int], protocol: dict[str, Any] | None = None, *,
+            workers: int = 1) -> list[dict[str, Any]]:
+    """Every (technique, seed) run, in that order, on ``workers`` forked processes."""
+    jobs = [(t, s, dict(protocol or {})) for t in techniques for s in seeds]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_job, jobs))
+    return [_job(j) for j in jobs]
+
+
+def save(results: Sequence[dict[str, Any]], path: Path) -> Path:
+    """All snapshots as one ``.npz``: ``<technique>_s<seed>_it<iteration>`` arrays, plus seconds."""
+    arrays = {f"{r['technique']}_s{r['seed']}_it{it}": a for r in results for it, a in r["snapshots"].items()}
+    arrays.update({f"{r['technique']}_s{r['seed']}_seconds": np.array(r["seconds"]) for r in results})
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gan_optim_experiments.paper_gaussians8",
+                                 description="Claim 4 under [33]'s protocol: snapshots of plain GAN and aw-GAN.")
+    ap.add_argument("--out", required=True, help="the .npz file to write")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--iterations", type=int, default=PROTOCOL["iterations"])
+    ap.add_argument("--every", type=int, default=PROTOCOL["every"])
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args(argv)
+    if args.seeds < 1 or args.iterations < 1 or args.every < 1 or args.workers < 1:
+        print("paper_gaussians8: --seeds, --iterations, --every and --workers must be positive", file=sys.stderr)
+        return 2
+    results = run_all(TECHNIQUES, range(args.seeds), {"iterations": args.iterations, "every": args.every},
+                      workers=args.workers)
+    save(results, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
