@@ -83,7 +83,7 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
 _STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
 
 
-def _same_gradients(split: Sequence[torch.Tensor | None], reference: Sequence[torch.Tensor | None],
+def _differing_gradients(split: Sequence[torch.Tensor | None], reference: Sequence[torch.Tensor | None],
                     ) -> list[int]:
     """Indices where the split gradients differ from the reference beyond rounding (relative to each tensor)."""
     scales = [float(b.abs().max()) for b in reference if b is not None and b.numel()]
@@ -353,8 +353,11 @@ class AWDiscriminatorLoss(Component[AWStats]):
         parts = _grad_split.split_gradients(split, total, params, retain_graph=True)
         ref_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
         ref_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
-        mismatch = [names[k] for k in sorted(set(_same_gradients(parts[0], ref_r))
-                                             | set(_same_gradients(parts[1], ref_f)))]
+        present = [g for g in (*ref_r, *ref_f) if g is not None]
+        if present and not bool(torch.isfinite(torch.stack(torch._foreach_norm(present))).all()):
+            return list(ref_r), list(ref_f)  # an overflowing step (AMP) decides nothing: check on the next one
+        mismatch = [names[k] for k in sorted(set(_differing_gradients(parts[0], ref_r))
+                                             | set(_differing_gradients(parts[1], ref_f)))]
         if len(self._split_checked) + len(self._split_refused) >= 32:  # bounded: shapes may vary forever
             self._split_checked.clear()
             self._split_refused.clear()

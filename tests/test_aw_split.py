@@ -301,3 +301,24 @@ def test_split_under_autocast_and_a_grad_scaler(model):
     for p, a, b in zip(D.parameters(), g_r, g_f):
         expected = w_r * a + w_f * b  # still scaled, as the deposit is
         torch.testing.assert_close(p.grad, expected, atol=1e-2 * float(expected.abs().max()) + 1e-6, rtol=0)
+
+
+def test_an_overflowing_first_step_does_not_decide_the_split():
+    """Under a GradScaler the first steps often overflow: that step is no evidence of mixing."""
+    D = _build("plain")
+    D_ref = copy.deepcopy(D)
+    aw = AWDiscriminatorLoss(D, scaler=torch.amp.GradScaler("cpu", init_scale=1.0))
+    xr, xf, _ = _data("plain")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bad = xr.clone()
+        bad[0, 0] = float("inf")
+        d_fake, d_real = _forward(D, "plain", bad, xf, None)
+        aw.from_outputs(d_real, d_fake)  # non-finite: propagated for the scaler to skip
+        for p in D.parameters():
+            p.grad = None
+        expected, _ = _reference(D_ref, "plain", xr, xf, None)
+        d_fake, d_real = _forward(D, "plain", xr, xf, None)
+        aw.from_outputs(d_real, d_fake).backward()  # checked now, and split: no warning
+    for p, e in zip(D.parameters(), expected):
+        torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0)
