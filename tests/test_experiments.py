@@ -89,6 +89,44 @@ def test_mode_coverage_hand_built():
     assert M.mode_coverage(torch.zeros(0, 2), c, std) == {"modes": 0.0, "hq": 0.0}
 
 
+def test_standard_mode_rule_hand_built_counts():
+    c = M.ring_centers(8, 2.0)
+    std = 0.1
+    # 2500 samples: mode 0 holds 20 (exactly the threshold), mode 1 holds 19, mode 2 holds 500 spread inside
+    # 3 std (0.29 away), mode 3 holds 30 just outside 3 std (0.31 away), the rest sits at the origin
+    # (2 away from every centre): the standard rule counts modes 0 and 2 only.
+    parts = [c[0].repeat(20, 1), c[1].repeat(19, 1),
+             c[2] + torch.tensor([[0.29, 0.0], [0.0, -0.29]], dtype=torch.float64).repeat(250, 1),
+             c[3] + torch.tensor([[0.31, 0.0]], dtype=torch.float64).repeat(30, 1)]
+    rest = 2500 - sum(len(p) for p in parts)
+    samples = torch.cat(parts + [torch.zeros(rest, 2, dtype=torch.float64)])
+    assert len(samples) == 2500
+    assert M.modes_standard(samples, c, std) == 2.0
+    # our rule (2% of all samples = 50): only mode 2; its hq share counts samples within 3 std
+    ours = M.mode_coverage(samples, c, std)
+    assert ours == {"modes": 1.0, "hq": pytest.approx((20 + 19 + 500) / 2500)}
+    # the threshold scales with the sample count: 1000 samples need 8 per mode (20 per 2500)
+    small = torch.cat([c[i].repeat(8 if i % 2 == 0 else 7, 1) for i in range(8)]
+                      + [torch.zeros(1000 - 60, 2, dtype=torch.float64)])
+    assert len(small) == 1000 and M.modes_standard(small, c, std) == 4.0
+    # every mode well covered: 8 under both rules; nothing: 0
+    full = c.repeat(125, 1)
+    assert M.modes_standard(full, c, std) == 8.0 and M.mode_coverage(full, c, std)["modes"] == 8.0
+    assert M.modes_standard(torch.zeros(0, 2), c, std) == 0.0
+
+
+def test_gaussians8_task_reports_both_mode_rules():
+    task = make_task("gaussians8")
+    centers, std = task.info["centers"], task.info["std"]
+    real = task.sample_real(1000, torch.Generator().manual_seed(0))
+    out = task.metrics(real)
+    assert out["modes"] == out["modes_veegan"] == 8.0
+    collapsed = centers[2] + std * torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))
+    out = task.metrics(collapsed)
+    assert out["modes"] == out["modes_veegan"] == 1.0
+    assert task.lower_better["modes_veegan"] is False
+
+
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # dead ReLU features: singular covariances
 def test_digits_fid_matches_independent_frechet_and_kid_near_zero():
     x, _ = M.load_digits_tensor()
@@ -203,10 +241,11 @@ def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 3  # techniques x seeds x evaluation points
-    assert {"technique", "seed", "step", "d_updates", "g_updates", "wall_s", "mmd", "modes", "hq", "frechet"} <= set(
+    assert {"technique", "seed", "step", "d_updates", "g_updates", "wall_s", "mmd", "modes", "modes_veegan", "hq",
+            "frechet"} <= set(
         rows[0])
     md = (out / "summary.md").read_text()
-    assert "`aw+adaptive`" in md and "±" in md
+    assert "`aw+adaptive`" in md and "±" in md and "modes_veegan ↑" in md
     for png in ("curves.png", "samples.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "results.csv" in capsys.readouterr().out
