@@ -101,13 +101,13 @@ STANDARD_MODE_COUNT = (20, 2500)
 
 def modes_standard(samples: torch.Tensor, centers: torch.Tensor, std: float, *, n_sigma: float = 3.0,
                    per: tuple[int, int] = STANDARD_MODE_COUNT) -> float:
-    """Modes captured under the standard rule of the 2-D mixture benchmarks (VEEGAN, Srivastava et al. 2017 §5;
+    """Modes captured under the standard rule of the 2-D mixture benchmarks (VEEGAN, Srivastava et al. 2017;
     the ring of 8 Gaussians of the unrolled GAN, Metz et al. 2017).
 
     A sample is *high quality* if it lies within ``n_sigma`` (3) times ``std`` (the standard deviation of
     the mixture's components) of a centre; a mode is *captured* if at least ``per[0]`` of every ``per[1]`` generated samples
     are high-quality samples within ``n_sigma * std`` of its centre: 20 of 2500 (0.8%), the count with
-    which PacGAN (Lin et al. 2018 §5) states this protocol, i.e. 8 of the 1000 samples we evaluate.
+    which PacGAN (Lin et al. 2018) states this protocol, i.e. 8 of the 1000 samples we evaluate.
     :func:`mode_coverage` is our stricter rule (2% of the samples); both are reported side by side.
     """
     s = torch.as_tensor(samples, dtype=torch.float64)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as nnf
@@ -167,7 +167,7 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
 
         hooks.append(D.register_forward_hook(_on_forward))
 
-    def step_opt(which: str) -> None:
+    def step_opt(which: Literal["G", "D"]) -> None:
         if tt is not None:
             tt.step(which)
         else:
