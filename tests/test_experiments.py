@@ -294,7 +294,7 @@ def test_results_page_from_quick_run_says_so(quick_all):
 
     text = (quick_all / "RESULTS.md").read_text()
     assert text == render(quick_all / "results")
-    assert "`--quick` smoke protocol" in text and "the verdicts mean nothing" in text
+    assert "`--quick` protocol" in text and "the verdicts mean nothing" in text
     for claim in CLAIMS:
         assert f"`gan-optim reproduce {claim}`" in text
 
