@@ -89,8 +89,8 @@ def render(folder: str | Path) -> str:
         reduced = [c for c in CLAIMS if protocols[c][0] == "reduced"]
         lines += ["> **Reduced protocol for " + ", ".join(f"claim {list(CLAIMS).index(c) + 1} (`{c}`)"
                                                           for c in reduced)
-                  + ".** These claims ran for fewer iterations than our full protocol (`--reduced`; the table "
-                  "below gives both), so that the set runs in minutes on a CPU; the others ran our full protocol. "
+                  + ".** The claims named here ran for fewer iterations than our full protocol (`--reduced`; the "
+                  "table below gives both), to keep the run to minutes on a CPU; the others ran our full protocol. "
                   "Neither is the papers' protocol (each claim gives the paper's setting beside ours): read every "
                   "verdict as \"in this run\". `gan-optim reproduce all` runs our full protocol for every claim.",
                   ""]
@@ -133,7 +133,7 @@ def render(folder: str | Path) -> str:
                   "| quantity | setting | mean [95% interval] | seeds | note |", "|---|---|---|---|---|"]
         for r in rows:
             if r["kind"] == "stat":
-                lines.append(f"| {r['item']} | {r['group']} | {_interval(r)} | {r['n']} | {r['text']} |")
+                lines.append(f"| {r['item']} | {r['group']} | {_interval(r)} | {r['n'] or '—'} | {r['text']} |")
         lines += ["", "| part of the claim | outcome | from |", "|---|---|---|"]
         for r in rows:
             if r["kind"] == "part":

@@ -265,8 +265,11 @@ def test_every_claim_runs_quick(claim, quick_all):
     (verdict,) = [r["group"] for r in rows if r["kind"] == "verdict"]
     assert verdict in VERDICTS and verdict == _verdict_from_parts(parts)
     for r in rows:
-        if r["kind"] == "stat" and r["mean"] != "":
+        if r["kind"] == "stat" and r["ci_low"] != "":
+            assert int(r["n"]) >= 1
             assert float(r["ci_low"]) <= float(r["mean"]) + 1e-9 <= float(r["ci_high"]) + 2e-9
+        elif r["kind"] == "stat" and r["mean"] != "":  # a number derived from the means: no seeds, no interval
+            assert r["n"] == "" and r["ci_high"] == "" and "from the means" in r["text"]
 
 
 def test_claim_summary_matches_its_raw_runs(quick_all):
