@@ -35,6 +35,22 @@ TITLES = {
 }
 
 
+#: what a reader should keep in mind beyond the setting (fixed text: no measured number)
+CAVEATS = {
+    "saddle": "Start, noise and horizon are our choices; the paper's \"diverges\" may need a longer horizon, a "
+              "larger start or larger noise than ours.",
+    "angles": "Reading \"most steps\" as at least 80% of the iterations is ours.",
+    "gaussians8-aw": "Our full protocol stops at 3000 of the paper's 25 000 iterations, possibly inside aw's early "
+                     "phase: a \"no\" here is not evidence against the paper's claim at its horizon.",
+    "gaussians8-wegan": "The paper reports its largest k = 5 gain closer to convergence, later than our horizon.",
+    "freeadv": "The `nd:2` control has as many D updates as free-adv's two replays; the evidence column says whether "
+               "free-adv's interval separates from the control's as well as from plain D's.",
+    "digits": "Each technique runs with this task's BCE loss, not its paper's: the adaptive scheduler was designed "
+              "for WGAN losses, aw is used without its hinge loss, WeGAN without its saturating loss, and TTUR's "
+              "3× D rate faces an untuned baseline. The FID-digits target was set from a baseline pilot run.",
+}
+
+
 def read_rows(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
     """The summary rows of every claim in ``folder`` (``<claim>.csv``); raises ``FileNotFoundError`` naming a
     missing one and ``ValueError`` for a file with other columns."""
@@ -128,6 +144,7 @@ def render(folder: str | Path) -> str:
         lines += ["", f"## {i}. {TITLES[claim][0]}", "", f"`gan-optim reproduce {claim}` — claim: "
                   f"{TITLES[claim][1]}.", "",
                   f"- **Paper's setting:** {paper}", f"- **Ours:** {ours}",
+                  *([f"- **Keep in mind:** {CAVEATS[claim]}"] if claim in CAVEATS else []),
                   f"- **This run:** {kind} protocol, {steps} iterations (full: {FULL_STEPS[claim]}; reduced: "
                   f"{REDUCED_STEPS[claim]}; quick: {QUICK_STEPS[claim]}), {seeds} seed(s).", "",
                   "| quantity | setting | mean [95% interval] | seeds | note |", "|---|---|---|---|---|"]
