@@ -136,30 +136,68 @@ def compare_main(argv: Sequence[str]) -> int:
 
 
 def reproduce_main(argv: Sequence[str]) -> int:
-    """``gan-optim reproduce CLAIM``: run one paper claim's setting, write its plot, print one verdict line."""
-    from .claims import CLAIMS, run_claim
+    """``gan-optim reproduce CLAIM|all``: run paper claims' settings, write plots and summary CSVs, print verdicts."""
+    from .claims import CLAIMS, DEFAULT_SEEDS, run_claim, write_rows
 
     p = argparse.ArgumentParser(prog="gan-optim reproduce",
-                                description="Run one paper claim's setting, write its plot and print a verdict.")
-    p.add_argument("claim", choices=list(CLAIMS))
+                                description="Run one paper claim's setting (or all of them), write its plot, its "
+                                            "raw CSV and a summary CSV (means with bootstrap 95%% intervals), "
+                                            "and print a verdict.")
+    p.add_argument("claim", choices=[*CLAIMS, "all"], help="a claim, or all of them")
     p.add_argument("--out", default="gan_optim_runs/reproduce", help="output folder (default %(default)s)")
-    p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (claim default)")
-    p.add_argument("--quick", action="store_true", help="a few steps only (smoke test; verdict meaningless)")
+    p.add_argument("--seeds", type=_positive_int, default=None,
+                   help="number of seeds (claim default: " + ", ".join(f"{c} {n}" for c, n in DEFAULT_SEEDS.items())
+                   + ")")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a few steps only (smoke test; verdict meaningless)")
+    mode.add_argument("--reduced", action="store_true",
+                      help="fewer iterations for the neural claims (minutes on a CPU; not the full protocol)")
+    p.add_argument("--write-docs", metavar="FILE", default=None,
+                   help="with 'all': write the results page (Markdown) from the summary CSVs")
+    p.add_argument("--from-csv", metavar="DIR", default=None,
+                   help="with 'all' and --write-docs: render the page from the CSVs in DIR without running")
     p.add_argument("--classifier-path", default=None, help="digits: FID-digits classifier cache path")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(list(argv))
+    if args.claim != "all" and (args.write_docs or args.from_csv):
+        p.error("--write-docs and --from-csv need the claim 'all'")
+    if args.from_csv and not args.write_docs:
+        p.error("--from-csv needs --write-docs FILE")
+    if args.from_csv:
+        return _write_docs(p, args.from_csv, args.write_docs)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out {out}: exists and is not a folder")
-    kwargs = {"quick": args.quick, "classifier_path": args.classifier_path}
+    kwargs = {"quick": args.quick, "reduced": args.reduced, "classifier_path": args.classifier_path}
     if args.seeds is not None:
         kwargs["seeds"] = args.seeds
-    t0 = time.perf_counter()
-    res = run_claim(args.claim, args.out, **kwargs)
-    print(res.line)
-    logging.getLogger(__name__).info("claim %s took %.1f s; files: %s", args.claim, time.perf_counter() - t0,
-                                     [str(f) for f in res.files])
+    log = logging.getLogger(__name__)
+    names = list(CLAIMS) if args.claim == "all" else [args.claim]
+    for name in names:
+        t0 = time.perf_counter()
+        res = run_claim(name, out / name if args.claim == "all" else out, **kwargs)
+        summary = write_rows(out / (f"{name}.csv" if args.claim == "all" else f"{name}_summary.csv"), res.rows)
+        print(res.line)
+        log.info("claim %s took %.1f s; files: %s", name, time.perf_counter() - t0,
+                 [str(f) for f in [*res.files, summary]])
+    if args.write_docs:
+        return _write_docs(p, out, args.write_docs)
+    return 0
+
+
+def _write_docs(parser: argparse.ArgumentParser, folder: str | Path, target: str) -> int:
+    from .results_doc import render
+
+    try:
+        text = render(folder)
+    except (OSError, ValueError, KeyError) as err:
+        parser.error(f"--write-docs: {err}")
+    try:
+        Path(target).write_text(text)
+    except OSError as err:
+        parser.error(f"--write-docs {target}: cannot write there ({err.strerror or err})")
+    print(f"wrote {target}")
     return 0
 
 

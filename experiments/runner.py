@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as nnf
@@ -41,6 +41,7 @@ from gan_optim import (
     WeightedGeneratorLoss,
 )
 from gan_optim.functional.losses import d_loss_fake, d_loss_real
+from .stats import N_RESAMPLES, Interval, bootstrap_ci
 from .tasks import GANTask
 
 __all__ = [
@@ -170,7 +171,7 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
 
         hooks.append(D.register_forward_hook(_on_forward))
 
-    def step_opt(which: str) -> None:
+    def step_opt(which: Literal["G", "D"]) -> None:
         if tt is not None:
             tt.step(which)
         else:
@@ -355,17 +356,15 @@ def _first_reach(rows: list[dict[str, Any]], metric: str, value: float, lower: b
     return None
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    t = torch.tensor([v for v in values], dtype=torch.float64)
-    t = t[torch.isfinite(t)]
-    if len(t) == 0:
-        return math.nan, math.nan
-    return float(t.mean()), float(t.std(unbiased=False)) if len(t) > 1 else 0.0
-
-
 def summarize(results: Sequence[RunResult], task: GANTask, target: tuple[str, float] | None = None
               ) -> dict[str, dict[str, Any]]:
-    """Per technique: final metrics (mean, std over seeds), time to target, update counts."""
+    """Per technique: final metrics, time to target and update counts, each as an
+    :class:`~gan_optim_experiments.stats.Interval` (mean over seeds, bootstrap 95% interval).
+
+    ``target_step`` counts iterations to the target with a seed that never reached it counted as its run
+    length (so the mean is a lower bound when ``reached < seeds``); ``target_wall`` (seconds, secondary)
+    averages only the seeds that reached it.
+    """
     metric_t, value_t = target or task.target
     lower = task.lower_better[metric_t]
     out: dict[str, dict[str, Any]] = {}
@@ -373,24 +372,25 @@ def summarize(results: Sequence[RunResult], task: GANTask, target: tuple[str, fl
         runs = [r for r in results if r.technique == name]
         s: dict[str, Any] = {"seeds": len(runs)}
         for m in task.lower_better:
-            s[m] = _mean_std([r.rows[-1].get(m, math.nan) for r in runs])
+            s[m] = bootstrap_ci([r.rows[-1].get(m, math.nan) for r in runs])
         reached = [_first_reach(r.rows, metric_t, value_t, lower) for r in runs]
-        hits = [x for x in reached if x is not None]
-        s["reached"] = len(hits)
-        s["target_step"] = _mean_std([h[0] for h in hits]) if hits else (math.nan, math.nan)
-        s["target_wall"] = _mean_std([h[1] for h in hits]) if hits else (math.nan, math.nan)
-        s["d_updates"] = _mean_std([r.d_updates for r in runs])
-        s["g_updates"] = _mean_std([r.g_updates for r in runs])
-        s["wall_s"] = _mean_std([r.rows[-1]["wall_s"] for r in runs])
+        s["reached"] = sum(x is not None for x in reached)
+        s["target_step"] = bootstrap_ci([x[0] if x is not None else float(r.rows[-1]["step"])
+                                         for x, r in zip(reached, runs)])
+        s["target_wall"] = bootstrap_ci([x[1] for x in reached if x is not None])
+        s["d_updates"] = bootstrap_ci([r.d_updates for r in runs])
+        s["g_updates"] = bootstrap_ci([r.g_updates for r in runs])
+        s["wall_s"] = bootstrap_ci([r.rows[-1]["wall_s"] for r in runs])
         out[name] = s
     return out
 
 
-def _fmt(ms: tuple[float, float], digits: int = 3) -> str:
-    m, s = ms
-    if math.isnan(m):
+def _fmt(ci: Interval, digits: int = 3) -> str:
+    if ci.n == 0 or math.isnan(ci.mean):
         return "—"
-    return f"{m:.{digits}g} ± {s:.2g}"
+    if ci.low == ci.high:
+        return f"{ci.mean:.{digits}g}"
+    return f"{ci.mean:.{digits}g} [{ci.low:.{digits}g}, {ci.high:.{digits}g}]"
 
 
 def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps: int, seeds: Sequence[int],
@@ -400,16 +400,23 @@ def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps
     arrow = "≤" if task.lower_better[metric_t] else "≥"
     metrics = list(task.lower_better)
     head = ["technique", *[f"{m} {'↓' if task.lower_better[m] else '↑'}" for m in metrics],
-            f"first step {metric_t} {arrow} {value_t:g}", "first wall-s", "reached", "D updates", "G updates",
-            "train wall-s"]
+            f"iterations to {metric_t} {arrow} {value_t:g}", "reached", "seconds to target", "D updates",
+            "G updates", "train seconds"]
+    notes = ""
+    if "modes_veegan" in metrics:
+        notes = (" Two mode rules: `modes_veegan` is the standard one (a sample is high quality within 3σ of a "
+                 "centre; a mode counts with at least 20 high-quality samples per 2500 generated, as in "
+                 "VEEGAN/PacGAN), `modes` is ours (at least 2% of the samples).")
     lines = [f"# {title or 'gan-optim compare: ' + task.name}", "",
-             (f"Task `{task.name}`, {steps} iterations, seeds {list(seeds)}; final metrics are mean ± std over "
-              f"seeds. Target: {metric_t} {arrow} {value_t:g} (time to target averages the seeds that reached "
-              "it). Wall-clock counts training only."), "",
+             (f"Task `{task.name}`, {steps} iterations, seeds {list(seeds)}. Every cell is the mean over seeds "
+              f"with its bootstrap 95% interval [low, high] ({N_RESAMPLES} resamples); two techniques differ "
+              f"only where their intervals do not overlap. Target: {metric_t} {arrow} {value_t:g}; iterations "
+              "to target count a seed that never reached it as its run length, seconds (secondary, training "
+              "only) average the seeds that reached it." + notes), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in summary.items():
-        cells = [f"`{name}`", *[_fmt(s[m]) for m in metrics], _fmt(s["target_step"], 4), _fmt(s["target_wall"]),
-                 f"{s['reached']}/{s['seeds']}", _fmt(s["d_updates"], 5), _fmt(s["g_updates"], 5),
-                 _fmt(s["wall_s"])]
+        cells = [f"`{name}`", *[_fmt(s[m]) for m in metrics], _fmt(s["target_step"], 4),
+                 f"{s['reached']}/{s['seeds']}", _fmt(s["target_wall"]), _fmt(s["d_updates"], 5),
+                 _fmt(s["g_updates"], 5), _fmt(s["wall_s"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

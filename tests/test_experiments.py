@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import scipy.linalg
 import torch
 
 from gan_optim_experiments import metrics as M
-from gan_optim_experiments.claims import CLAIMS, run_claim
+from gan_optim_experiments.claims import CLAIMS, VERDICTS, run_claim
 from gan_optim_experiments.runner import (
     parse_technique,
     run_compare,
@@ -89,6 +90,44 @@ def test_mode_coverage_hand_built():
     assert M.mode_coverage(torch.zeros(0, 2), c, std) == {"modes": 0.0, "hq": 0.0}
 
 
+def test_standard_mode_rule_hand_built_counts():
+    c = M.ring_centers(8, 2.0)
+    std = 0.1
+    # 2500 samples: mode 0 holds 20 (exactly the threshold), mode 1 holds 19, mode 2 holds 500 spread inside
+    # 3 std (0.29 away), mode 3 holds 30 just outside 3 std (0.31 away), the rest sits at the origin
+    # (2 away from every centre): the standard rule counts modes 0 and 2 only.
+    parts = [c[0].repeat(20, 1), c[1].repeat(19, 1),
+             c[2] + torch.tensor([[0.29, 0.0], [0.0, -0.29]], dtype=torch.float64).repeat(250, 1),
+             c[3] + torch.tensor([[0.31, 0.0]], dtype=torch.float64).repeat(30, 1)]
+    rest = 2500 - sum(len(p) for p in parts)
+    samples = torch.cat(parts + [torch.zeros(rest, 2, dtype=torch.float64)])
+    assert len(samples) == 2500
+    assert M.modes_standard(samples, c, std) == 2.0
+    # our rule (2% of all samples = 50): only mode 2; its hq share counts samples within 3 std
+    ours = M.mode_coverage(samples, c, std)
+    assert ours == {"modes": 1.0, "hq": pytest.approx((20 + 19 + 500) / 2500)}
+    # the threshold scales with the sample count: 1000 samples need 8 per mode (20 per 2500)
+    small = torch.cat([c[i].repeat(8 if i % 2 == 0 else 7, 1) for i in range(8)]
+                      + [torch.zeros(1000 - 60, 2, dtype=torch.float64)])
+    assert len(small) == 1000 and M.modes_standard(small, c, std) == 4.0
+    # every mode well covered: 8 under both rules; nothing: 0
+    full = c.repeat(125, 1)
+    assert M.modes_standard(full, c, std) == 8.0 and M.mode_coverage(full, c, std)["modes"] == 8.0
+    assert M.modes_standard(torch.zeros(0, 2), c, std) == 0.0
+
+
+def test_gaussians8_task_reports_both_mode_rules():
+    task = make_task("gaussians8")
+    centers, std = task.info["centers"], task.info["std"]
+    real = task.sample_real(1000, torch.Generator().manual_seed(0))
+    out = task.metrics(real)
+    assert out["modes"] == out["modes_veegan"] == 8.0
+    collapsed = centers[2] + std * torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))
+    out = task.metrics(collapsed)
+    assert out["modes"] == out["modes_veegan"] == 1.0
+    assert task.lower_better["modes_veegan"] is False
+
+
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # dead ReLU features: singular covariances
 def test_digits_fid_matches_independent_frechet_and_kid_near_zero():
     x, _ = M.load_digits_tensor()
@@ -151,8 +190,12 @@ def test_digits_task_runs_and_summary():
     task = make_task("digits")
     res = run_compare(task, ["baseline", "aw+ttur"], [0], 3, eval_every=3, progress=False)
     s = summarize(res, task, ("fid", 1e9))
-    assert s["baseline"]["reached"] == 1 and s["baseline"]["target_step"][0] == 0
-    assert math.isfinite(s["aw+ttur"]["fid"][0])
+    assert s["baseline"]["reached"] == 1 and s["baseline"]["target_step"].mean == 0
+    assert math.isfinite(s["aw+ttur"]["fid"].mean)
+    # a target nobody reaches: iterations count as the run length, seconds have no value
+    s = summarize(res, task, ("fid", -1.0))
+    assert s["baseline"]["reached"] == 0 and s["baseline"]["target_step"].mean == 3
+    assert s["baseline"]["target_wall"].n == 0
 
 
 # --------------------------------------------------------------------- toys
@@ -183,13 +226,114 @@ def test_angles_runs():
 
 
 # ------------------------------------------------------------------- claims
+@pytest.fixture(scope="module")
+def quick_all(tmp_path_factory):
+    """`gan-optim reproduce all --quick --seeds 2`: every claim's reduced-to-seconds protocol, once."""
+    from gan_optim.cli import main
+
+    out = tmp_path_factory.mktemp("reproduce_all")
+    assert main(["reproduce", "all", "--quick", "--seeds", "2", "--out", str(out / "results"),
+                 "--write-docs", str(out / "RESULTS.md")]) == 0
+    return out
+
+
+def _verdict_from_parts(outcomes):
+    if all(o == "yes" for o in outcomes):
+        return "reproduced"
+    if all(o == "no" for o in outcomes):
+        return "not reproduced"
+    return "inconclusive" if "no" not in outcomes else "partly"
+
+
 @pytest.mark.parametrize("claim", list(CLAIMS))
-def test_every_claim_runs_quick(claim, tmp_path):
-    res = run_claim(claim, tmp_path, quick=True, seeds=1)
-    assert res.verdict in ("reproduced", "partly", "not reproduced")
-    assert res.line.startswith(res.verdict)
-    assert res.files and all(f.exists() and f.suffix == ".png" for f in res.files)
-    assert list(tmp_path.glob("*.csv"))  # the numbers behind the plot
+def test_every_claim_runs_quick(claim, quick_all):
+    from gan_optim_experiments.claims import ROW_FIELDS
+
+    raw = quick_all / "results" / claim
+    assert list(raw.glob("*.csv"))  # the numbers behind the plot
+    pngs = list(raw.glob("*.png"))
+    assert pngs and all(f.read_bytes()[:4] == b"\x89PNG" for f in pngs)
+    with (quick_all / "results" / f"{claim}.csv").open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == ROW_FIELDS
+        rows = list(reader)
+    protocol = {r["item"]: r for r in rows if r["kind"] == "protocol"}
+    assert protocol["protocol"]["text"] == "quick"
+    assert int(float(protocol["seeds"]["mean"])) == (1 if claim == "dirac" else 2)
+    parts = [r["group"] for r in rows if r["kind"] == "part"]
+    assert parts and set(parts) <= {"yes", "no", "undecided"}
+    (verdict,) = [r["group"] for r in rows if r["kind"] == "verdict"]
+    assert verdict in VERDICTS and verdict == _verdict_from_parts(parts)
+    for r in rows:
+        if r["kind"] == "stat" and r["ci_low"] != "":
+            assert int(r["n"]) >= 1
+            assert float(r["ci_low"]) <= float(r["mean"]) + 1e-9 <= float(r["ci_high"]) + 2e-9
+        elif r["kind"] == "stat" and r["mean"] != "":  # a number derived from the means: no seeds, no interval
+            assert r["n"] == "" and r["ci_high"] == "" and "from the means" in r["text"]
+
+
+def test_claim_summary_matches_its_raw_runs(quick_all):
+    """The summary CSV's modes interval is the bootstrap of the final evaluation rows of the raw CSV."""
+    from gan_optim_experiments.stats import bootstrap_ci
+
+    with (quick_all / "results" / "gaussians8-aw" / "gaussians8_aw.csv").open() as f:
+        raw = list(csv.DictReader(f))
+    last = {}
+    for r in raw:
+        last[(r["technique"], r["seed"])] = r  # rows are in step order per run
+    with (quick_all / "results" / "gaussians8-aw.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "stat"]
+    for tech, label in (("baseline", "plain GAN"), ("aw", "aw-GAN")):
+        values = [float(last[(tech, str(s))]["modes_veegan"]) for s in range(2)]
+        ci = bootstrap_ci(values)
+        (row,) = [r for r in rows if r["group"] == label and r["item"].startswith("modes, standard")]
+        assert int(row["n"]) == 2
+        assert float(row["mean"]) == pytest.approx(sum(values) / 2)
+        assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((ci.low, ci.high))
+
+
+def test_results_page_from_quick_run_says_so(quick_all):
+    from gan_optim_experiments.results_doc import render
+
+    text = (quick_all / "RESULTS.md").read_text()
+    assert text == render(quick_all / "results")
+    assert "`--quick` protocol" in text and "the verdicts mean nothing" in text
+    for claim in CLAIMS:
+        assert f"`gan-optim reproduce {claim}`" in text
+
+
+DOCS = os.path.join(os.path.dirname(__file__), "..", "docs")
+
+
+def test_results_doc_agrees_with_checked_in_csvs():
+    """docs/RESULTS.md is exactly what the checked-in docs/results/*.csv render to (regenerate with
+    `gan-optim reproduce all --from-csv docs/results --write-docs docs/RESULTS.md`)."""
+    from gan_optim_experiments.results_doc import render
+
+    with open(os.path.join(DOCS, "RESULTS.md"), encoding="utf-8") as f:
+        assert f.read() == render(os.path.join(DOCS, "results"))
+
+
+def test_results_doc_check_catches_a_changed_number(tmp_path):
+    import shutil
+
+    from gan_optim_experiments.results_doc import render
+
+    shutil.copytree(os.path.join(DOCS, "results"), tmp_path / "r")
+    before = render(tmp_path / "r")
+    path = tmp_path / "r" / "freeadv.csv"
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    stat = next(r for r in rows if r["kind"] == "stat" and r["mean"] != "" and float(r["mean"]) != 0)
+    stat["mean"] = str(float(stat["mean"]) * 1.5)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert render(tmp_path / "r") != before
+    (tmp_path / "r" / "dirac.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="dirac.csv"):
+        render(tmp_path / "r")
 
 
 # ---------------------------------------------------------------------- CLI
@@ -203,10 +347,12 @@ def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 3  # techniques x seeds x evaluation points
-    assert {"technique", "seed", "step", "d_updates", "g_updates", "wall_s", "mmd", "modes", "hq", "frechet"} <= set(
+    assert {"technique", "seed", "step", "d_updates", "g_updates", "wall_s", "mmd", "modes", "modes_veegan", "hq",
+            "frechet"} <= set(
         rows[0])
     md = (out / "summary.md").read_text()
-    assert "`aw+adaptive`" in md and "±" in md
+    assert "`aw+adaptive`" in md and "modes_veegan ↑" in md and "bootstrap 95% interval" in md
+    assert re.search(r"\d \[-?[\d.e+-]+, -?[\d.e+-]+\] \|", md)  # mean [low, high] cells
     for png in ("curves.png", "samples.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "results.csv" in capsys.readouterr().out
@@ -217,8 +363,12 @@ def test_reproduce_cli_prints_verdict(tmp_path, capsys):
 
     assert main(["reproduce", "dirac", "--quick", "--out", str(tmp_path)]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.split(":")[0] in ("reproduced", "partly", "not reproduced")
+    assert line.split(":")[0] in VERDICTS
     assert (tmp_path / "dirac.png").exists()
+    with (tmp_path / "dirac_summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    (verdict,) = [r["group"] for r in rows if r["kind"] == "verdict"]
+    assert line.startswith(verdict + ": dirac")
 
 
 def test_compare_cli_rejects_bad_input(tmp_path, capsys):

@@ -1,0 +1,159 @@
+"""``docs/RESULTS.md`` rendered from the per-claim CSVs that ``gan-optim reproduce all`` writes.
+
+Every number in the page comes from those CSVs (``<claim>.csv``, columns
+:data:`~gan_optim_experiments.claims.ROW_FIELDS`); the prose around them is
+fixed text: the papers' settings and ours (:data:`~gan_optim_experiments.claims.SETTINGS`),
+how intervals and verdicts are formed. ``render(folder)`` is a pure function of
+the CSVs, so a test can check that the page and the CSVs agree.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from .claims import CLAIMS, FULL_STEPS, QUICK_STEPS, REDUCED_STEPS, ROW_FIELDS, SETTINGS
+from .stats import N_RESAMPLES
+
+__all__ = ["TITLES", "read_rows", "render"]
+
+TITLES = {
+    "dirac": ("Dirac-WGAN (Ouyang & Agam, Fig. 2)",
+              "fixed n_d = 5 does not converge; the adaptive schedule (λ = 1) converges to (1, 0)"),
+    "saddle": ("TTUR saddle toy (Heusel et al.)", "lr 0.01 diverges, lr 0.001 converges, TTUR is fastest"),
+    "angles": ("Gradient angles (Zadorozhnyy et al., Fig. 4)",
+               "∠(∇L_r, ∇L_f) > 90° with the original loss; with aw both angles to ∇L_D < 90°"),
+    "gaussians8-aw": ("8 Gaussians, GAN vs aw-GAN (Zadorozhnyy et al. §5.3)",
+                      "plain GAN collapses onto few modes, aw-GAN covers all eight"),
+    "gaussians8-wegan": ("8 Gaussians radius 3, WeGAN vs GAN (Pantazis et al. §4.1)",
+                         "WeGAN has a lower MMD than plain GAN, best at η = 0.01, for k = 1 and 5"),
+    "freeadv": ("Free adversarial D (Zhong, Liu & Hsieh)",
+                "no extra backward pass per replay; reaches a target sooner than plain D training"),
+    "digits": ("Techniques vs baseline on digits (FID-digits)",
+               "each technique, and the best combination, reaches the target sooner than the baseline"),
+}
+
+
+#: what a reader should keep in mind beyond the setting (fixed text: no measured number)
+CAVEATS = {
+    "saddle": "Start, noise and horizon are our choices; the paper's \"diverges\" may need a longer horizon, a "
+              "larger start or larger noise than ours.",
+    "angles": "Reading \"most steps\" as at least 80% of the iterations is ours.",
+    "gaussians8-aw": "Our full protocol stops at 3000 of the paper's 25 000 iterations, possibly inside aw's early "
+                     "phase: a \"no\" here is not evidence against the paper's claim at its horizon.",
+    "gaussians8-wegan": "The paper reports its largest k = 5 gain closer to convergence, later than our horizon.",
+    "freeadv": "The `nd:2` control has as many D updates as free-adv's two replays; the evidence column says whether "
+               "free-adv's interval separates from the control's as well as from plain D's.",
+    "digits": "Each technique runs with this task's BCE loss, not its paper's: the adaptive scheduler was designed "
+              "for WGAN losses, aw is used without its hinge loss, WeGAN without its saturating loss, and TTUR's "
+              "3× D rate faces an untuned baseline. The FID-digits target was set from a baseline pilot run.",
+}
+
+
+def read_rows(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """The summary rows of every claim in ``folder`` (``<claim>.csv``); raises ``FileNotFoundError`` naming a
+    missing one and ``ValueError`` for a file with other columns."""
+    folder = Path(folder)
+    out = {}
+    for claim in CLAIMS:
+        path = folder / f"{claim}.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (run `gan-optim reproduce all --out {folder}`)")
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != ROW_FIELDS:
+                raise ValueError(f"{path}: columns {reader.fieldnames}, expected {ROW_FIELDS}")
+            out[claim] = list(reader)
+    return out
+
+
+def _g(text: str, digits: int = 3) -> str:
+    if text == "":
+        return "—"
+    return f"{float(text):.{digits}g}"
+
+
+def _interval(row: dict[str, Any]) -> str:
+    if row["mean"] == "":
+        return "—"
+    digits = 4 if row["item"].startswith(("iterations", "D updates", "G updates", "first step")) else 3
+    if row["ci_low"] == row["ci_high"]:
+        return f"{_g(row['mean'], digits)} (all seeds)" if row["n"] not in ("", "1") else _g(row["mean"], digits)
+    return f"{_g(row['mean'], digits)} [{_g(row['ci_low'], digits)}, {_g(row['ci_high'], digits)}]"
+
+
+def _protocol(rows: list[dict[str, Any]]) -> tuple[str, int, int]:
+    p = {r["item"]: r for r in rows if r["kind"] == "protocol"}
+    return p["protocol"]["text"], int(float(p["iterations"]["mean"])), int(float(p["seeds"]["mean"]))
+
+
+def render(folder: str | Path) -> str:
+    """The Markdown of ``docs/RESULTS.md`` from the CSVs in ``folder``."""
+    data = read_rows(folder)
+    protocols = {c: _protocol(rows) for c, rows in data.items()}
+    verdicts = {c: next(r["group"] for r in rows if r["kind"] == "verdict") for c, rows in data.items()}
+    kinds = {p for p, _, _ in protocols.values()}
+    lines = ["# Results: reproducing the papers' claims on a CPU", "",
+             "<!-- Generated by `gan-optim reproduce all --out docs/results --write-docs docs/RESULTS.md` "
+             "(or `--from-csv docs/results` to re-render without running). Do not edit by hand: "
+             "tests/test_experiments.py checks that this page and docs/results/*.csv agree. -->", ""]
+    if "quick" in kinds:
+        lines += ["> **Smoke-test numbers.** These come from the `--quick` protocol (a few steps per run); the "
+                  "verdicts mean nothing.", ""]
+    elif kinds != {"full"}:
+        reduced = [c for c in CLAIMS if protocols[c][0] == "reduced"]
+        lines += ["> **Reduced protocol for " + ", ".join(f"claim {list(CLAIMS).index(c) + 1} (`{c}`)"
+                                                          for c in reduced)
+                  + ".** The claims named here ran for fewer iterations than our full protocol (`--reduced`; the "
+                  "table below gives both), to keep the run to minutes on a CPU; the others ran our full protocol. "
+                  "Neither is the papers' protocol (each claim gives the paper's setting beside ours): read every "
+                  "verdict as \"in this run\". `gan-optim reproduce all` runs our full protocol for every claim.",
+                  ""]
+    lines += [
+        "Every number on this page is read from the CSVs in `docs/results/` that `gan-optim reproduce all` "
+        "writes (one per claim). Each claim keeps the structure of its paper's experiment at CPU scale "
+        "(MLPs, 8×8 sklearn digits instead of CIFAR-10); the paper's setting and ours are given side by side "
+        "under each claim, and the choices a paper leaves open are ours, fixed before the runs.",
+        "",
+        "**Statistics.** A quantity measured per seed is reported as its mean over seeds with a percentile "
+        f"bootstrap 95% interval [low, high] ({N_RESAMPLES} resamples of the seeds, fixed random seed); "
+        "\"(all seeds)\" marks a quantity that was the same on every seed. A difference between two settings "
+        "is claimed only when their intervals do not overlap, a threshold is passed only when the whole "
+        "interval lies on one side of it; otherwise the part is **undecided** (\"no difference\"). With 5 "
+        "seeds a percentile interval is narrow (it cannot leave the range of the observed values), so a "
+        "separation is a lenient test: read \"yes\" as \"these runs separate\", not as a significance test. "
+        "A claim is **reproduced** when every part is yes, **not reproduced** when every part is no, "
+        "**inconclusive** when no part is no but some are undecided, and **partly** otherwise.",
+        "",
+        "**Time to target** is counted in iterations (a seed that never reaches the target counts as its run "
+        "length, so that mean is a lower bound); training seconds are a secondary column, noisy on a shared "
+        "machine.",
+        "",
+        "| # | claim | command | protocol | iterations (ours in full) | seeds | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, claim in enumerate(CLAIMS, 1):
+        kind, steps, seeds = protocols[claim]
+        lines.append(f"| {i} | {TITLES[claim][1]} | `gan-optim reproduce {claim}` | {kind} | {steps} "
+                     f"({FULL_STEPS[claim]}) | {seeds} | **{verdicts[claim]}** |")
+    for i, claim in enumerate(CLAIMS, 1):
+        rows = data[claim]
+        kind, steps, seeds = protocols[claim]
+        paper, ours = SETTINGS[claim]
+        lines += ["", f"## {i}. {TITLES[claim][0]}", "", f"`gan-optim reproduce {claim}` — claim: "
+                  f"{TITLES[claim][1]}.", "",
+                  f"- **Paper's setting:** {paper}", f"- **Ours:** {ours}",
+                  *([f"- **Keep in mind:** {CAVEATS[claim]}"] if claim in CAVEATS else []),
+                  f"- **This run:** {kind} protocol, {steps} iterations (full: {FULL_STEPS[claim]}; reduced: "
+                  f"{REDUCED_STEPS[claim]}; quick: {QUICK_STEPS[claim]}), {seeds} seed(s).", "",
+                  "| quantity | setting | mean [95% interval] | seeds | note |", "|---|---|---|---|---|"]
+        for r in rows:
+            if r["kind"] == "stat":
+                lines.append(f"| {r['item']} | {r['group']} | {_interval(r)} | {r['n'] or '—'} | {r['text']} |")
+        lines += ["", "| part of the claim | outcome | from |", "|---|---|---|"]
+        for r in rows:
+            if r["kind"] == "part":
+                lines.append(f"| {r['item']} | {r['group']} | {r['text']} |")
+        lines += ["", f"**Verdict: {verdicts[claim]}.**"]
+    return "\n".join(lines) + "\n"
