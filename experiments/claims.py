@@ -40,15 +40,15 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 
 #: seeds per claim (the Dirac toy has no randomness: one run)
 DEFAULT_SEEDS = {"dirac": 1, "saddle": 5, "angles": 5, "gaussians8-aw": 5, "gaussians8-wegan": 10,
-                 "freeadv": 5, "digits": 5}
+                 "freeadv": 5, "digits": 5, "gaussians8-aw-paper": 5}
 #: iterations of our full protocol (toys: updates/steps; angles: D iterations)
 FULL_STEPS = {"dirac": 20000, "saddle": 3000, "angles": 50, "gaussians8-aw": 3000, "gaussians8-wegan": 1000,
-              "freeadv": 3000, "digits": 3000}
+              "freeadv": 3000, "digits": 3000, "gaussians8-aw-paper": 25000}
 #: iterations of the reduced protocol (the toys run in full)
 REDUCED_STEPS = {"dirac": 20000, "saddle": 3000, "angles": 50, "gaussians8-aw": 1000, "gaussians8-wegan": 500,
-                 "freeadv": 1000, "digits": 1000}
+                 "freeadv": 1000, "digits": 1000, "gaussians8-aw-paper": 5000}
 QUICK_STEPS = {"dirac": 60, "saddle": 50, "angles": 3, "gaussians8-aw": 20, "gaussians8-wegan": 10,
-               "freeadv": 20, "digits": 10}
+               "freeadv": 20, "digits": 10, "gaussians8-aw-paper": 20}
 
 #: per claim: the paper's setting, and ours where it differs
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -80,6 +80,15 @@ SETTINGS: dict[str, tuple[str, str]] = {
                "8×8 digits, MLP G/D (2 × 256), BCE, Adam 2e-4, batch 64, 3000 iterations in our full protocol; "
                "target FID-digits ≤ 150 in iterations (seconds secondary); the combination joins the two "
                "singles with the fewest mean iterations to target (aw and freeadv are not combined)."),
+    "gaussians8-aw-paper": ("Zadorozhnyy et al. §5.3 train \"a plain GAN as in [33]\" (Metz et al.'s unrolled-GAN "
+                            "demo with 0 unrolling steps) on 8 Gaussians on the unit circle and show samples every "
+                            "5000 iterations to 25 000. [33]'s demo: std 0.01, z ~ N(0, I_256), G and D 2 × 128 "
+                            "tanh, orthogonal init (gain 1.4), BCE D loss and the saturating G loss, Adam D 1e-4 / "
+                            "G 1e-3 (β1 0.5, eps 1e-8), batch 512, simultaneous updates; its centres come from "
+                            "linspace(0, 2π, 8), so two coincide (7 distinct modes).",
+                            "The same, with 8 distinct centres (angles 2πk/8), β2 0.999, aw = Algorithm 1 on the "
+                            "BCE D loss (ε 0.05, α1 0.5, α2 0.75, δ 0.05); 2500 samples per snapshot; both mode "
+                            "rules at 3σ = 0.03 of the component std 0.01."),
 }
 
 ROW_FIELDS = ["claim", "kind", "item", "group", "n", "mean", "ci_low", "ci_high", "text"]
@@ -490,6 +499,55 @@ def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["dig
     return sm.result(files, {"combination": combo})
 
 
+def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-aw-paper"],
+                              reduced: bool = False, runs: list[dict[str, Any]] | None = None,
+                              **_: Any) -> ClaimResult:
+    """Claim 4 under the paper's own protocol (:mod:`gan_optim_experiments.paper_gaussians8`).
+
+    Modes at the last snapshot, standard rule: "collapses" = the plain GAN's interval lies
+    below 8; "covers all eight" = aw's interval is the point 8. Every snapshot's modes are
+    reported. ``runs`` (from :func:`paper_gaussians8.load`) summarises saved runs instead of
+    running again.
+    """
+    from . import paper_gaussians8 as paper
+    from .runner import default_workers
+
+    steps, protocol = _protocol("gaussians8-aw-paper", quick, reduced)
+    every = max(steps // 5, 1)
+    small = {"iterations": steps, "every": every}
+    if quick:
+        small.update({"batch": 64, "n_samples": 500})
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    if runs is None:
+        runs = paper.run_all(paper.TECHNIQUES, range(seeds), small, workers=default_workers())
+        files.append(paper.save(runs, out / "gaussians8_aw_paper.npz"))
+    seed_count = len({r["seed"] for r in runs})
+    sm = _Summary("gaussians8-aw-paper", steps, seed_count, protocol)
+    values = paper.per_seed_values(runs)
+    raw = [{"technique": r["technique"], "seed": r["seed"], "iteration": it,
+            **{q: v for q, v in zip(paper.QUANTITIES, paper.snapshot_values(samples))}}
+           for r in runs for it, samples in sorted(r["snapshots"].items())]
+    files.append(_write_rows(out / "gaussians8_aw_paper.csv", raw))
+    files.append(plots.plot_snapshots(runs, paper.centres(), out / "gaussians8_aw_paper.png"))
+    last = max(it for it, _, _ in values)
+    labels = {"plain": "plain GAN", "aw": "aw-GAN"}
+    ci: dict[str, Interval] = {}
+    for it in sorted({it for it, _, _ in values}):
+        for tech in paper.TECHNIQUES:
+            ci[tech] = sm.values(f"modes, standard rule (3σ, 20 per 2500), iteration {it}", labels[tech],
+                                 values[(it, tech, "modes_standard")])
+    for tech in paper.TECHNIQUES:
+        sm.values(f"modes, our rule (2%), iteration {last}", labels[tech], values[(last, tech, "modes_ours")])
+        sm.values(f"high-quality share, iteration {last}", labels[tech], values[(last, tech, "hq")])
+    base, aw = ci["plain"], ci["aw"]
+    collapse = "yes" if base.high < 8 else ("no" if base.low >= 8 else "undecided")
+    sm.part("plain GAN collapses (fewer than 8 modes)", collapse, f"modes at iteration {last} {_ci_text(base)}")
+    covers = "yes" if aw.low >= 8 else ("no" if aw.high < 8 else "undecided")
+    sm.part("aw-GAN covers all 8 modes", covers, f"modes at iteration {last} {_ci_text(aw)}")
+    return sm.result(files)
+
+
 CLAIMS: dict[str, Callable[..., ClaimResult]] = {
     "dirac": claim_dirac,
     "saddle": claim_saddle,
@@ -498,6 +556,7 @@ CLAIMS: dict[str, Callable[..., ClaimResult]] = {
     "gaussians8-wegan": claim_gaussians8_wegan,
     "freeadv": claim_freeadv,
     "digits": claim_digits,
+    "gaussians8-aw-paper": claim_gaussians8_aw_paper,
 }
 
 

@@ -45,8 +45,8 @@ import torch.nn.functional as nnf
 
 from gan_optim import AWDiscriminatorLoss
 
-__all__ = ["PROTOCOL", "TECHNIQUES", "centres", "load", "main", "run", "run_all", "save", "summarize",
-           "write_summary"]
+__all__ = ["PROTOCOL", "TECHNIQUES", "centres", "load", "main", "per_seed_values", "run", "run_all", "save",
+           "summarize", "write_summary"]
 
 #: The protocol of [33]'s demo (see the module docstring); ``iterations``/``every`` shrink for tests.
 PROTOCOL: dict[str, Any] = {
@@ -160,23 +160,34 @@ def load(path: Path) -> list[dict[str, Any]]:
 QUANTITIES = ("modes_standard", "modes_ours", "hq")
 
 
-def summarize(runs: Sequence[dict[str, Any]], protocol: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per (snapshot, technique, quantity): mean over seeds and its bootstrap 95% interval,
-    and, for aw, how it compares with the plain GAN (a difference only when the intervals separate)."""
+def snapshot_values(samples: Any, protocol: dict[str, Any] | None = None) -> tuple[float, float, float]:
+    """:data:`QUANTITIES` of one snapshot: modes by the standard rule, modes by ours, high-quality share."""
     from .metrics import mode_coverage, modes_standard
-    from .stats import bootstrap_ci, compare
 
     p = {**PROTOCOL, **(protocol or {})}
     mu = centres(p["radius"])
-    per_seed: dict[tuple[int, str, str], list[float]] = {}
+    s = torch.as_tensor(samples)
+    ours = mode_coverage(s, mu, p["std"])
+    return float(modes_standard(s, mu, p["std"])), float(ours["modes"]), float(ours["hq"])
+
+
+def per_seed_values(runs: Sequence[dict[str, Any]], protocol: dict[str, Any] | None = None,
+                    ) -> dict[tuple[int, str, str], list[float]]:
+    """``{(iteration, technique, quantity): [one value per seed]}`` for :data:`QUANTITIES`."""
+    out: dict[tuple[int, str, str], list[float]] = {}
     for r in runs:
-        for it, samples in r["snapshots"].items():
-            s = torch.as_tensor(samples)
-            ours = mode_coverage(s, mu, p["std"])
-            values = {"modes_standard": modes_standard(s, mu, p["std"]), "modes_ours": ours["modes"],
-                      "hq": ours["hq"]}
-            for q, v in values.items():
-                per_seed.setdefault((it, r["technique"], q), []).append(float(v))
+        for it, samples in sorted(r["snapshots"].items()):
+            for q, v in zip(QUANTITIES, snapshot_values(samples, protocol)):
+                out.setdefault((it, r["technique"], q), []).append(v)
+    return out
+
+
+def summarize(runs: Sequence[dict[str, Any]], protocol: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per (snapshot, technique, quantity): mean over seeds and its bootstrap 95% interval,
+    and, for aw, how it compares with the plain GAN (a difference only when the intervals separate)."""
+    from .stats import bootstrap_ci, compare
+
+    per_seed = per_seed_values(runs, protocol)
     rows = []
     for (it, technique, q), values in sorted(per_seed.items(), key=lambda kv: (kv[0][0], QUANTITIES.index(kv[0][2]),
                                                                                TECHNIQUES.index(kv[0][1]))):

@@ -164,3 +164,23 @@ def plot_angles(orig: dict[str, list[float]], aw: dict[str, list[float]], path: 
     fig.tight_layout()
     return _save(fig, path)
 
+
+
+def plot_snapshots(runs: Sequence[dict[str, Any]], centres: Any, path: str | Path, *, seed: int = 0) -> Path:
+    """Generator samples at every snapshot (columns) for each technique (rows), one seed: the paper's Fig. 6."""
+    chosen = [r for r in runs if r["seed"] == seed] or list(runs[:1])
+    its = sorted(chosen[0]["snapshots"])
+    fig, axes = plt.subplots(len(chosen), len(its), figsize=(2.2 * len(its), 2.2 * len(chosen)), squeeze=False)
+    c = np.asarray(centres)
+    for row, r in zip(axes, chosen):
+        for ax, it in zip(row, its):
+            s = np.asarray(r["snapshots"][it])
+            ax.scatter(s[:, 0], s[:, 1], s=1, alpha=0.3)
+            ax.scatter(c[:, 0], c[:, 1], s=12, marker="+", color="k")
+            ax.set_xlim(-1.6, 1.6)
+            ax.set_ylim(-1.6, 1.6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{r['technique']}, it {it}", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
