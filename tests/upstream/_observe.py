@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -96,3 +97,54 @@ def assert_grads_close(actual: list[torch.Tensor | None], expected: list[torch.T
         alt = torch.cat([o.reshape(-1).double() for o in other])
         gap = float((alt - exp).abs().max())
         assert gap > 100 * atol, f"the reference cannot tell the broken gradient apart (gap {gap:.3g})"
+
+
+def grads(loss: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Plain autograd gradients of ``loss`` (zeros for unused parameters), the graph kept."""
+    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
+
+
+def flat(gs: list[torch.Tensor]) -> np.ndarray:
+    return torch.cat([g.reshape(-1) for g in gs]).double().numpy()
+
+
+def aw_hinge_expected(d_real: torch.Tensor, d_fake: torch.Tensor, params: list[torch.Tensor],
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The aw gradient of one pass by hand (hinge parts, Algorithm 1 in tests/_reference.py), and the plain sum."""
+    from _reference import algorithm1
+
+    g_r = grads(torch.relu(1.0 - d_real).mean(), params)
+    g_f = grads(torch.relu(1.0 + d_fake).mean(), params)
+    s_r = float(torch.sigmoid(d_real.detach().double()).mean())
+    s_f = float(torch.sigmoid(d_fake.detach().double()).mean())
+    w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), s_r, s_f)
+    return [w_r * a.double() + w_f * b.double() for a, b in zip(g_r, g_f)], [a + b for a, b in zip(g_r, g_f)]
+
+
+def algorithm1_schedule(losses: list[tuple[float, float]], lam: float = 1.0) -> list[tuple[str, float, float]]:
+    """Ouyang & Agam, Algorithm 1: ratios start at 1; update D iff r_d > lam r_g (a tie goes to G);
+    after each iteration r = |(L_cur - L_prev) / L_prev| (the first iteration's previous loss is its own)."""
+    r_d = r_g = 1.0
+    prev: tuple[float, float] | None = None
+    out = []
+    for l_g, l_d in losses:
+        out.append(("D" if r_d > lam * r_g else "G", r_d, lam * r_g))
+        p_g, p_d = prev if prev is not None else (l_g, l_d)
+        r_g, r_d = abs((l_g - p_g) / p_g), abs((l_d - p_d) / p_d)
+        prev = (l_g, l_d)
+    return out
+
+
+def assert_schedule(decisions: list[str], losses: list[tuple[float, float]], lam: float = 1.0) -> None:
+    """The decisions equal the replay's, except where r_d and lam r_g are within 1e-4 of each other
+    (float32 losses: the component may call those either way); both networks must have been chosen."""
+    expected = algorithm1_schedule(losses, lam)
+    compared = 0
+    for t, (got, (want, r_d, r_g)) in enumerate(zip(decisions, expected)):
+        if r_d != r_g and abs(r_d - r_g) <= 1e-4 * max(r_d, r_g):
+            continue
+        compared += 1
+        assert got == want, f"iteration {t}: updated {got}, Algorithm 1 says {want} (r_d={r_d:.6g}, lam r_g={r_g:.6g})"
+    assert compared >= len(decisions) - 1
+    assert set(decisions) == {"D", "G"}, f"the run must exercise both choices: {decisions}"

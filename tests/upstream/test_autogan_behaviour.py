@@ -15,10 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _reference import algorithm1
-from upstream._observe import GradAtStep, Recorder, assert_grads_close, changed, params_of
+from upstream._observe import (GradAtStep, Recorder, assert_grads_close, assert_schedule, aw_hinge_expected, changed,
+                               grads, params_of)
 from upstream._shims import RecordingWriter, autogan_stubs, cuda_float_tensor_on_cpu, repo_on_path, synthetic_loader
-from upstream.test_biggan_behaviour import _flat, _grads, assert_schedule
 
 REPO = os.environ.get("GAN_OPTIM_AUTOGAN_DIR")
 pytestmark = [
@@ -83,13 +82,7 @@ def test_aw_d_gradient_is_algorithm1s_weighted_sum_of_that_pass():
             d_fake = D(*fake_call["args"]).reshape(-1)  # spectral norm's power iteration runs on, as it did
             assert torch.equal(d_fake.detach(), fake_call["out"].reshape(-1))
             params = list(D.parameters())
-            g_r = _grads(F.relu(1.0 - d_real).mean(), params)
-            g_f = _grads(F.relu(1.0 + d_fake).mean(), params)
-            s_r = float(torch.sigmoid(d_real.detach().double()).mean())
-            s_f = float(torch.sigmoid(d_fake.detach().double()).mean())
-            w_r, w_f, _ = algorithm1(_flat(g_r), _flat(g_f), s_r, s_f)
-            expected = [w_r * a.double() + w_f * b.double() for a, b in zip(g_r, g_f)]
-            unweighted = [a + b for a, b in zip(g_r, g_f)]
+            expected, unweighted = aw_hinge_expected(d_real, d_fake, params)
             assert_grads_close(at.steps[0], expected, other=unweighted)
 
 
@@ -116,8 +109,8 @@ def test_wegan_g_gradient_carries_the_weights():
             w = eta ** (1.0 - p)
             w = (w / w.sum()).to(d.dtype)
             params = list(G.parameters())
-            expected = _grads((w * -d).sum(), params)
-            uniform = _grads((-d).mean(), params)
+            expected = grads((w * -d).sum(), params)
+            uniform = grads((-d).mean(), params)
             assert_grads_close(at.steps[0], expected, other=uniform)
 
 

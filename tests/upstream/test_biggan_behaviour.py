@@ -14,13 +14,12 @@ import contextlib
 import os
 import types
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from _reference import algorithm1
-from upstream._observe import GradAtStep, Recorder, assert_grads_close, changed, params_of
+from upstream._observe import (GradAtStep, Recorder, assert_grads_close, assert_schedule, aw_hinge_expected, changed,
+                               grads, params_of)
 from upstream._shims import biggan_stubs, repo_on_path
 
 REPO = os.environ.get("GAN_OPTIM_BIGGAN_DIR")
@@ -70,15 +69,6 @@ def biggan(technique: str, extra: list[str], **options):
         yield types.SimpleNamespace(G=G, D=D, GD=GD, config=config, handle=handle, step=step)
 
 
-def _grads(loss: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
-    gs = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, gs)]
-
-
-def _flat(gs: list[torch.Tensor]) -> np.ndarray:
-    return torch.cat([g.reshape(-1) for g in gs]).double().numpy()
-
-
 # ---------------------------------------------------------------- aw
 def test_aw_d_gradient_is_algorithm1s_weighted_sum_of_that_pass():
     """D's .grad at its optimizer step == w_r grad L_r + w_f grad L_f of the same forward (Algorithm 1)."""
@@ -96,13 +86,7 @@ def test_aw_d_gradient_is_algorithm1s_weighted_sum_of_that_pass():
             assert torch.equal(out.detach(), call["out"].reshape(-1))  # the replay is that forward
             d_fake, d_real = out[:bs], out[bs:]
             params = list(D.parameters())
-            g_r = _grads(F.relu(1.0 - d_real).mean(), params)
-            g_f = _grads(F.relu(1.0 + d_fake).mean(), params)
-            s_r = float(torch.sigmoid(d_real.detach().double()).mean())
-            s_f = float(torch.sigmoid(d_fake.detach().double()).mean())
-            w_r, w_f, _ = algorithm1(_flat(g_r), _flat(g_f), s_r, s_f)
-            expected = [w_r * a.double() + w_f * b.double() for a, b in zip(g_r, g_f)]
-            unweighted = [a + b for a, b in zip(g_r, g_f)]
+            expected, unweighted = aw_hinge_expected(d_real, d_fake, params)
             assert_grads_close(at.steps[0], expected, other=unweighted)
 
 
@@ -124,40 +108,12 @@ def test_wegan_g_gradient_carries_the_weights():
             w = eta ** (1.0 - p)
             w = (w / w.sum()).to(d.dtype)
             params = list(GD.G.parameters())
-            expected = _grads((w * -d).sum(), params)
-            uniform = _grads((-d).mean(), params)
+            expected = grads((w * -d).sum(), params)
+            uniform = grads((-d).mean(), params)
             assert_grads_close(at.steps[0], expected, other=uniform)
 
 
 # ---------------------------------------------------------------- adaptive
-def algorithm1_schedule(losses: list[tuple[float, float]], lam: float = 1.0) -> list[tuple[str, float, float]]:
-    """Ouyang & Agam, Algorithm 1: ratios start at 1; update D iff r_d > lam r_g (a tie goes to G);
-    after each iteration r = |(L_cur - L_prev) / L_prev| (the first iteration's previous loss is its own)."""
-    r_d = r_g = 1.0
-    prev: tuple[float, float] | None = None
-    out = []
-    for l_g, l_d in losses:
-        out.append(("D" if r_d > lam * r_g else "G", r_d, lam * r_g))
-        p_g, p_d = prev if prev is not None else (l_g, l_d)
-        r_g, r_d = abs((l_g - p_g) / p_g), abs((l_d - p_d) / p_d)
-        prev = (l_g, l_d)
-    return out
-
-
-def assert_schedule(decisions: list[str], losses: list[tuple[float, float]], lam: float = 1.0) -> None:
-    """The decisions equal the replay's, except where r_d and lam r_g are within 1e-4 of each other
-    (float32 losses: the component may call those either way); both networks must have been chosen."""
-    expected = algorithm1_schedule(losses, lam)
-    compared = 0
-    for t, (got, (want, r_d, r_g)) in enumerate(zip(decisions, expected)):
-        if r_d != r_g and abs(r_d - r_g) <= 1e-4 * max(r_d, r_g):
-            continue
-        compared += 1
-        assert got == want, f"iteration {t}: updated {got}, Algorithm 1 says {want} (r_d={r_d:.6g}, lam r_g={r_g:.6g})"
-    assert compared >= len(decisions) - 1
-    assert set(decisions) == {"D", "G"}, f"the run must exercise both choices: {decisions}"
-
-
 def test_adaptive_follows_algorithm1_on_the_logged_losses_with_accumulation():
     """Which network moved each call == Algorithm 1 replayed on the logged losses; the logged losses
     (the idle network's included) are those of D's outputs in that call (G loss: mean over 2 accumulations)."""
