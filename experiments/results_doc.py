@@ -55,8 +55,9 @@ CAVEATS = {
                            "![snapshots](img/gaussians8_aw_paper.png)) show both generators spread over eight "
                            "blobs around the ring, wider than 0.03.",
     "digits": "Each technique runs with this task's BCE loss, not its paper's: the adaptive scheduler was designed "
-              "for WGAN losses, aw is used without its hinge loss, WeGAN without its saturating loss, and TTUR's "
-              "3× D rate faces an untuned baseline. The FID-digits target was set from a baseline pilot run.",
+              "for WGAN losses, aw is used without its hinge loss and WeGAN without its saturating loss. The "
+              "baseline and TTUR had the same learning-rate search (the pilot rows). The FID-digits target was set "
+              "from a baseline pilot run.",
 }
 
 
