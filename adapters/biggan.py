@@ -37,6 +37,8 @@ from typing import Any, Callable
 
 import torch
 
+from gan_optim._checks import plain_tensor
+
 from . import _patching
 from ._techniques import build_components, check_options
 
@@ -52,11 +54,6 @@ TESTED_SNAPSHOT = "BigGAN-PyTorch 98459431"
 #: techniques which replace it may replace: the tested snapshot's. Add yours once our replacement
 #: does what your edited copy does.
 TRUSTED_FINGERPRINTS: set[str] = {"40f8dd5d5a5a2b5e"}
-
-
-def _plain(t: torch.Tensor) -> torch.Tensor:
-    # BigGAN's z_/y_ (and everything computed from them) are utils.Distribution, whose .to() raises.
-    return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
 
 
 def active_patch() -> _patching.Patch | None:
@@ -104,7 +101,7 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
     def fake_batch() -> tuple[torch.Tensor, torch.Tensor]:
         # G's output for the free adversarial D step, cast as G_D does.
         with torch.no_grad():
-            z, y = _plain(z_[:bs]), _plain(y_[:bs])
+            z, y = plain_tensor(z_[:bs]), plain_tensor(y_[:bs])
             G_z = G(z, G.shared(y))
             if getattr(G, "fp16", False) and not getattr(D, "fp16", False):
                 G_z = G_z.float()
@@ -149,7 +146,7 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
             d_fake = GD(z_, y_, train_G=True, split_D=config["split_D"])
             g_loss = losses.generator_loss(d_fake) / float(n_g_acc)
             g_loss.backward()
-            g_loss_mean = g_loss_mean + _plain(g_loss).detach()
+            g_loss_mean = g_loss_mean + plain_tensor(g_loss).detach()
         if config["G_ortho"] > 0.0:
             logger.debug("using modified ortho reg in G")
             utils.ortho(G, config["G_ortho"], blacklist=[p for p in G.shared.parameters()])
@@ -186,8 +183,8 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
         if config["ema"]:
             ema.update(state_dict["itr"])
         if sched is not None:
-            sched.observe(loss_g=_plain(g_loss).detach().float(),
-                          loss_d=(_plain(loss_real) + _plain(loss_fake)).detach().float())
+            sched.observe(loss_g=plain_tensor(g_loss).detach().float(),
+                          loss_d=(plain_tensor(loss_real) + plain_tensor(loss_fake)).detach().float())
         return {"G_loss": float(g_loss.item()), "D_loss_real": float(loss_real.item()),
                 "D_loss_fake": float(loss_fake.item())}
 

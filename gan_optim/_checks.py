@@ -110,3 +110,9 @@ def resolve_nonfinite(nonfinite: Any, scaler: Any) -> str:
         raise ValueError("Invalid nonfinite: 'raise' together with a scaler (the scaler must see non-finite "
                          "gradients to skip the step and back off); leave nonfinite unset")
     return str(nonfinite)
+
+
+def plain_tensor(t: torch.Tensor) -> torch.Tensor:
+    """``t`` viewed as a plain tensor (keeping its graph): BigGAN-PyTorch hands D outputs and samples
+    around as a Tensor subclass whose ``.to()`` raises, and they flow into saved tensors."""
+    return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)

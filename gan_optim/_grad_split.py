@@ -29,6 +29,8 @@ from typing import Any, Sequence
 import torch
 from torch.autograd.graph import GradientEdge
 
+from ._checks import plain_tensor
+
 __all__ = ["SplitPlan", "plan", "split_gradients"]
 
 _ACCUMULATE = "torch::autograd::AccumulateGrad"
@@ -40,12 +42,12 @@ _VIEWS = frozenset({"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackwar
                     "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "UnsqueezeBackward0"})
 _BATCH_NORMS = frozenset({"NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0",
                           "NativeBatchNormLegitBackward0", "BatchNormWithUpdateBackward0"})
-_ALL_REDUCTIONS = frozenset({"SumBackward0", "MeanBackward0", "StdBackward0", "VarBackward0", "MaxBackward1",
-                             "MinBackward1", "AmaxBackward0", "AminBackward0", "NormBackward0", "ProdBackward0"})
-_DIM_REDUCTIONS = frozenset({"SumBackward1", "MeanBackward1", "StdBackward0", "VarBackward0", "StdMeanBackward0",
-                             "VarMeanBackward0", "AmaxBackward0", "AminBackward0", "NormBackward1",
-                             "LogsumexpBackward0", "MaxBackward0", "MinBackward0", "ProdBackward1",
-                             "CatBackward0", "StackBackward0"})
+# Reductions: over the whole tensor (no ``_saved_dim``), or over dims that include the batch's (0).
+_REDUCTIONS = frozenset({"SumBackward0", "SumBackward1", "MeanBackward0", "MeanBackward1", "StdBackward0",
+                         "VarBackward0", "StdMeanBackward0", "VarMeanBackward0", "MaxBackward0", "MaxBackward1",
+                         "MinBackward0", "MinBackward1", "AmaxBackward0", "AminBackward0", "NormBackward0",
+                         "NormBackward1", "ProdBackward0", "ProdBackward1", "LogsumexpBackward0", "CatBackward0",
+                         "StackBackward0"})
 
 Edge = tuple[Any, int]
 
@@ -120,10 +122,10 @@ def _mixes(node: Any, name: str) -> str | None:
     if name in _BATCH_NORMS:
         training = getattr(node, "_saved_training", True)
         return "batch normalisation in training mode" if training else None
-    if name in _ALL_REDUCTIONS and not hasattr(node, "_saved_dim"):
-        return f"a reduction over the whole batch ({name})"
-    if name in _DIM_REDUCTIONS or (name in _ALL_REDUCTIONS and hasattr(node, "_saved_dim")):
-        dims = getattr(node, "_saved_dim", None)
+    if name in _REDUCTIONS:
+        if not hasattr(node, "_saved_dim"):
+            return f"a reduction over the whole batch ({name})"
+        dims = node._saved_dim
         dims = [dims] if isinstance(dims, int) else list(dims or ())
         if not dims or 0 in dims:
             return f"an operation along the batch dimension ({name})"
@@ -182,12 +184,13 @@ _PARAMETER_SIDE_LIMIT = 64
 
 def _parameter_only(edge: Edge, params: set[int]) -> bool:
     """Whether everything behind ``edge`` is computed from D's parameters alone (SN, casts, transposes)."""
-    stack, seen = [edge[0]], set()
+    # Nodes are kept (not only their ids): a Python node object freed mid-walk could hand its id to another.
+    stack, seen = [edge[0]], {}
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
-        seen.add(id(node))
+        seen[id(node)] = node
         if len(seen) > _PARAMETER_SIDE_LIMIT:
             return False
         name = node.name()
@@ -283,19 +286,14 @@ def _is_layer(node: Any, kind: str, params: set[int]) -> bool:
     return bool(p_edges) and all(_parameter_only(e, params) for _, e in p_edges)
 
 
-def _plain(t: torch.Tensor) -> torch.Tensor:
-    # Tensor subclasses (BigGAN's Distribution) flow into saved tensors; the parts must be plain.
-    return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
-
-
 def _weight_parts(layer: _Layer, gy: torch.Tensor, groups: Sequence[tuple[int, int]],
                   ) -> list[list[torch.Tensor]]:
     """For each parameter operand of the layer, its gradient from each row group."""
     node, kind = layer.node, layer.kind
-    gy = _plain(gy)
+    gy = plain_tensor(gy)
     out: list[list[torch.Tensor]] = [[] for _ in layer.param_edges]
     if kind == _CONV:
-        x, w = _plain(node._saved_input), _plain(node._saved_weight)
+        x, w = plain_tensor(node._saved_input), plain_tensor(node._saved_weight)
         has_bias = any(i == 2 for i, _ in layer.param_edges)
         has_weight = any(i == 1 for i, _ in layer.param_edges)
         for a, b in groups:
@@ -306,7 +304,7 @@ def _weight_parts(layer: _Layer, gy: torch.Tensor, groups: Sequence[tuple[int, i
             for k, (i, _) in enumerate(layer.param_edges):
                 out[k].append(g_w if i == 1 else g_b)
     elif kind in (_ADDMM, _MM):
-        x = _plain(node._saved_mat1 if kind == _ADDMM else node._saved_self)
+        x = plain_tensor(node._saved_mat1 if kind == _ADDMM else node._saved_self)
         alpha = node._saved_alpha if kind == _ADDMM else 1
         beta = node._saved_beta if kind == _ADDMM else 1
         for a, b in groups:
@@ -322,12 +320,12 @@ def _weight_parts(layer: _Layer, gy: torch.Tensor, groups: Sequence[tuple[int, i
                     out[k].append(g if alpha == 1 else g * alpha)
     elif kind == _MUL:
         _, act, par = _mul_sides(node)
-        act = _plain(act)
+        act = plain_tensor(act)
         for a, b in groups:
             g = (gy.narrow(0, a, b - a) * act.narrow(0, a, b - a)).sum_to_size(par.shape)
             out[0].append(g)
     else:
-        idx = _plain(node._saved_indices)
+        idx = plain_tensor(node._saved_indices)
         num = int(node._saved_weight_sym_argsize_0)
         pad = int(node._saved_padding_idx)
         for a, b in groups:

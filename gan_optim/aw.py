@@ -10,7 +10,8 @@ import torch
 from torch.func import functional_call, vjp
 
 from . import _dist, _grad_split
-from ._checks import check_choice, check_int, check_module, check_scaler, check_tensor, resolve_nonfinite
+from ._checks import (check_choice, check_int, check_module, check_scaler, check_tensor, plain_tensor,
+                      resolve_nonfinite)
 from ._component import Component
 from .functional.aw import (
     CASE_NAMES,
@@ -72,12 +73,6 @@ class _DepositGradients(torch.autograd.Function):
         torch._foreach_mul_(present, grad_output.to(present[0].dtype))
         # None for a parameter D did not use: its .grad stays as a plain backward leaves it.
         return (None, None, *grads)
-
-
-def _plain(t: torch.Tensor) -> torch.Tensor:
-    # BigGAN-PyTorch hands D outputs around as a Tensor subclass whose .to() raises;
-    # viewing them as plain tensors keeps the graph.
-    return t if type(t) is torch.Tensor else t.as_subclass(torch.Tensor)
 
 
 _STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
@@ -197,7 +192,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
             out = functional_call(module, (p, new_buffers), (x, *args), kwargs, tie_weights=False)
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"AWDiscriminatorLoss: D must return a tensor of scores, got {type(out).__name__}")
-            out = _plain(out)
+            out = plain_tensor(out)
             return loss_fn(out, self.loss), (out.detach(), new_buffers)
 
         # Detached primals: the gradients must not carry a graph back to the parameters.
@@ -226,7 +221,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
         devices = [x.device] if x.is_cuda else []
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                out = _plain(module(x, *args, **kwargs))
+                out = plain_tensor(module(x, *args, **kwargs))
                 grads = torch.autograd.grad(d_loss_real(out, self.loss), params, allow_unused=True)
         finally:
             with torch.no_grad():
@@ -312,7 +307,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
         """
         check_tensor("d_real", d_real)
         check_tensor("d_fake", d_fake)
-        d_real, d_fake = _plain(d_real), _plain(d_fake)
+        d_real, d_fake = plain_tensor(d_real), plain_tensor(d_fake)
         if not (d_real.requires_grad and d_fake.requires_grad):
             raise ValueError("Invalid d_real/d_fake: both need a graph back to D's parameters "
                              "(computed without torch.no_grad and not detached)")
@@ -337,25 +332,27 @@ class AWDiscriminatorLoss(Component[AWStats]):
     def _per_part_gradients(self, d_real, d_fake, loss_r, loss_f, names, params, scale: float,
                             retain_graph: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """The two parts' (scaled) gradients: one split backward where it is exact, else two backward passes."""
-        split = _grad_split.plan(d_real, d_fake, list(zip(names, params)))
-        if isinstance(split, str):
-            self._warn_fallback(split)
-        if not isinstance(split, _grad_split.SplitPlan) or split.key in self._split_refused:
-            if isinstance(split, _grad_split.SplitPlan):
-                self._warn_fallback(self._split_refused[split.key])
+        def two_passes() -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
             g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
             g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
             return list(g_r), list(g_f)
+
+        split = _grad_split.plan(d_real, d_fake, list(zip(names, params)))
+        if isinstance(split, _grad_split.SplitPlan) and split.key in self._split_refused:
+            split = self._split_refused[split.key]
+        if not isinstance(split, _grad_split.SplitPlan):
+            if split is not None:
+                self._warn_fallback(split)
+            return two_passes()
         total = (loss_r + loss_f) * scale
         if split.key in self._split_checked:
             return _grad_split.split_gradients(split, total, params, retain_graph=retain_graph)
         # A graph structure seen for the first time: check the split against two backward passes once.
         parts = _grad_split.split_gradients(split, total, params, retain_graph=True)
-        ref_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
-        ref_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+        ref_r, ref_f = two_passes()
         present = [g for g in (*ref_r, *ref_f) if g is not None]
         if present and not bool(torch.isfinite(torch.stack(torch._foreach_norm(present))).all()):
-            return list(ref_r), list(ref_f)  # an overflowing step (AMP) decides nothing: check on the next one
+            return ref_r, ref_f  # an overflowing step (AMP) decides nothing: check on the next one
         mismatch = [names[k] for k in sorted(set(_differing_gradients(parts[0], ref_r))
                                              | set(_differing_gradients(parts[1], ref_f)))]
         if len(self._split_checked) + len(self._split_refused) >= 32:  # bounded: shapes may vary forever
@@ -366,7 +363,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
                 f"an operation in D's graph mixes samples across the batch (the split gradients of "
                 f"{', '.join(repr(n) for n in mismatch[:3])} differ from two backward passes)")
             self._warn_fallback(self._split_refused[split.key])
-            return list(ref_r), list(ref_f)
+            return ref_r, ref_f
         self._split_checked.add(split.key)
         return parts
 
