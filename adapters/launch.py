@@ -64,6 +64,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--fid-reference", default=None, metavar="PATH",
                    help="FID reference: an .npz with mu and sigma of the 2048-d pool features, or a folder of "
                         "real images (needs --inception-weights)")
+    p.add_argument("--cpu", action="store_true",
+                   help="run the script on the CPU: its CUDA devices, .cuda() and torch.cuda.FloatTensor go to the "
+                        "CPU (for small runs on a machine without a GPU)")
+    p.add_argument("--image-folder", default=None, metavar="DIR",
+                   help="train on the images in DIR (one subfolder per class) instead of the dataset files the "
+                        "script reads or downloads; the image size and class count follow the script's own "
+                        "--dataset / --img_size")
     p.add_argument("--seed", type=int, default=None,
                    help="seed Python's, NumPy's and torch's generators before the script starts (AutoGAN's "
                         "train.py seeds only CUDA's); use the same value for the baseline and the patched run")
@@ -142,20 +149,29 @@ def main(command: str, argv: Sequence[str]) -> int:
     compat: Any = None
     handle: Any = None
     undo_metrics: Any = None
+    data: Any = None
+    cpu: Any = None
 
     def undo_all() -> None:
-        for undo in (undo_metrics, None if compat is None else compat.undo, None if handle is None else handle.undo):
+        for undo in (None if cpu is None else cpu.undo, None if data is None else data.undo, undo_metrics,
+                     None if compat is None else compat.undo, None if handle is None else handle.undo):
             if undo is not None:
                 undo()
         sys.path[:] = saved_path
 
     try:
+        from . import metrics
+
+        # First: AutoGAN's functions.py (which the patch imports) imports the TF1 metric modules stood in for here.
+        undo_metrics = metrics.install(command, ns.inception_weights, ns.fid_reference)
         handle = adapter.patch(ns.technique, **extra, **options)
         if command == "biggan" and not ns.no_compat:
             compat = adapter.todays_pytorch_fixes()
-        from . import metrics
+        if ns.image_folder is not None:
+            from . import _runtime
 
-        undo_metrics = metrics.install(command, ns.inception_weights, ns.fid_reference)
+            data = (_runtime.biggan_image_folder(ns.image_folder) if command == "biggan"
+                    else _runtime.autogan_image_folder(ns.image_folder))
     except ImportError as err:
         # The module the adapter hooks is not in that folder: a checkout of another kind.
         undo_all()
@@ -174,6 +190,10 @@ def main(command: str, argv: Sequence[str]) -> int:
     sys.argv = [script, *script_args]
     if ns.seed is not None:
         _seed_everything(ns.seed)
+    if ns.cpu:
+        from . import _runtime
+
+        cpu = _runtime.on_cpu()
     try:
         runpy.run_path(script, run_name="__main__")
         code = 0

@@ -84,6 +84,9 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="runs in parallel, one process and one thread each (default: one per CPU core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .baselines import add_arguments
+
+    add_arguments(p)
     return p
 
 
@@ -93,8 +96,18 @@ STEPS_DEFAULT = {"gaussians8": 1000, "digits": 2000}
 def compare_main(argv: Sequence[str]) -> int:
     """``gan-optim compare``: writes results.csv, summary.md, curves.png and samples.png under ``--out``."""
     parser = _compare_parser()
-    args = parser.parse_args(list(argv))
+    argv = list(argv)
+    script_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if script_args and args.repo is None:
+        parser.error("arguments after `--` go to a baseline's train.py: they need --repo KIND PATH")
     torch.set_num_threads(args.threads)
+    if args.repo is not None:
+        from . import baselines
+
+        settings = baselines.check(args, parser)
+        out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite)
+        return baselines.run(settings, args, script_args, out)
     out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite)
     if args.task in TOY_TASKS:
         from .claims import run_claim
