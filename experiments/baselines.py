@@ -75,6 +75,11 @@ CONFIGS: dict[str, dict[str, list[str]]] = {
                       "5", "--val_freq", "20"],
     },
 }
+#: each repository's G learning-rate flag and its default there
+G_LR_FLAG = {"biggan": ("--G_lr", "5e-5"), "autogan": ("--g_lr", "0.0002")}
+#: ttur's D rate as a multiple of G's (the launcher's ttur without rates would keep the script's own, and
+#: equal script rates would make it the baseline); as in the toy compare
+TTUR_D_RATIO = 3.0
 #: the seed flag of each repository's train.py
 SEED_FLAG = {"biggan": "--seed", "autogan": "--random_seed"}
 #: the FID statistics file AutoGAN's train.py asserts, relative to its working folder, per --dataset
@@ -180,10 +185,20 @@ def _last_value(args: Sequence[str], names: Sequence[str], default: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ runs
+def technique_options(repo_kind: str, technique: str, flags: Sequence[str]) -> list[str]:
+    """The launcher's technique options for a compare run: ttur's D rate at :data:`TTUR_D_RATIO` x G's."""
+    if technique != "ttur":
+        return []
+    flag, default = G_LR_FLAG[repo_kind]
+    lr_g = float(_last_value(flags, (flag,), default))
+    return ["--lr-g", f"{lr_g:g}", "--lr-d", f"{TTUR_D_RATIO * lr_g:g}"]
+
+
 def _command(repo_kind: str, repo: Path, technique: str, seed: int, script_args: Sequence[str], *, weights: str,
              reference: Path | None, cpu: bool, image_folder: Path | None) -> list[str]:
     cmd = [sys.executable, "-m", "gan_optim", repo_kind, "--repo", str(repo), "--technique", technique,
-           "--seed", str(seed), "--inception-weights", weights]
+           *technique_options(repo_kind, technique, script_args), "--seed", str(seed), "--inception-weights",
+           weights]
     if reference is not None:
         cmd += ["--fid-reference", str(reference)]
     if cpu:
@@ -237,7 +252,10 @@ def summary_markdown(runs: Sequence[BaselineRun], repo_kind: str, repo: Path, co
              f"Repository `{repo}`, its own `train.py` through `gan-optim {repo_kind}`; configuration **{config}**"
              + (" (a small network for a few dozen iterations on the CPU: the numbers show that the pipeline "
                 "works, not which technique is better)" if config == "tiny" else "") + ".",
-             f"Seeds {', '.join(map(str, seeds))}; the same flags for every run: `{' '.join(script_args)}`.", "",
+             f"Seeds {', '.join(map(str, seeds))}; the same flags for every run: `{' '.join(script_args)}`."
+             + ("" if "ttur" not in names else
+                f" ttur: `{' '.join(technique_options(repo_kind, 'ttur', script_args))}` (D at "
+                f"{TTUR_D_RATIO:g} x G's rate)."), "",
              "Final IS and FID: mean over seeds [bootstrap 95% interval]; against the baseline (`none`) a "
              "difference is claimed only when the intervals separate.", "",
              "| technique | runs ok | last iteration | IS | FID | FID vs none | seconds per run |",
@@ -271,7 +289,8 @@ def plot(runs: Sequence[BaselineRun], path: Path, has_fid: bool) -> Path:
     if not results:
         return path
     lower_better = {"IS": False, **({"FID": True} if has_fid else {})}
-    return plots.plot_curves(results, cast(Any, SimpleNamespace(lower_better=lower_better)), path)
+    return plots.plot_curves(results, cast(Any, SimpleNamespace(lower_better=lower_better)), path,
+                             wall_label="seconds since the run started (evaluation included)")
 
 
 # ------------------------------------------------------------------------------------------------ CLI

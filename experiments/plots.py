@@ -37,7 +37,7 @@ def _series(runs: Sequence[RunResult], key: str,
 
 
 def plot_curves(results: Sequence[RunResult], task: GANTask, path: str | Path,
-                metrics: Sequence[str] | None = None) -> Path:
+                metrics: Sequence[str] | None = None, wall_label: str = "training wall-clock (s)") -> Path:
     """Every metric vs iteration (left) and vs training wall-clock (right); mean line, min-max band over seeds.
 
     A min-max band (as in the TTUR paper's figures) stays inside the metric's range,
@@ -57,7 +57,7 @@ def plot_curves(results: Sequence[RunResult], task: GANTask, path: str | Path,
                 ax.plot(x, mean, color=c, label=name if i == 0 and k == 0 else None, lw=1.3)
                 ax.fill_between(x, low, high, color=c, alpha=0.15, lw=0)
     for i, m in enumerate(metrics):
-        for k, xl in enumerate(("iteration", "training wall-clock (s)")):
+        for k, xl in enumerate(("iteration", wall_label)):
             ax = axes[i][k]
             ax.set_xlabel(xl)
             ax.set_ylabel(m + (" (lower is better)" if task.lower_better[m] else " (higher is better)"))

@@ -180,3 +180,12 @@ def test_runs_are_launched_through_the_launcher_with_the_same_flags_and_seed(tmp
         fids = [float(r["fid"]) for r in csv.DictReader(f)]
     assert fids == [8.0, 9.0, 10.0, 11.0]
     assert (tmp_path / "out" / "curves.png").is_file() and (tmp_path / "out" / "summary.md").is_file()
+
+
+def test_ttur_runs_with_d_at_three_times_gs_rate_of_the_flags_or_the_scripts_default():
+    assert baselines.technique_options("biggan", "ttur", ["--G_lr", "1e-4", "--G_lr", "2e-4"]) == [
+        "--lr-g", "0.0002", "--lr-d", "0.0006"]
+    assert baselines.technique_options("biggan", "ttur", []) == ["--lr-g", "5e-05", "--lr-d", "0.00015"]
+    assert baselines.technique_options("autogan", "ttur", ["--g_lr", "0.0001"]) == [
+        "--lr-g", "0.0001", "--lr-d", "0.0003"]
+    assert baselines.technique_options("biggan", "aw", ["--G_lr", "1e-4"]) == []
