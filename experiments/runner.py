@@ -205,7 +205,7 @@ def resolve_losses(spec: str | TechniqueSpec, losses: str | LossSetting = "plain
         elif losses == "paper":
             setting = LossSetting("bce", "ns", source="plain GAN: BCE D, non-saturating G")
         else:
-            setting = LossSetting(d_loss, "ns", source="plain")
+            setting = LossSetting(d_loss, "ns", source="plain GAN: the task's D loss, non-saturating G")
     if setting.clip is not None and spec.freeadv is not None:
         # free-adv steps D inside its replays: a clip after them would not bound the replays' weights
         raise ValueError("Invalid losses: weight clipping (clip) cannot be combined with freeadv")
