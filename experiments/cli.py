@@ -74,6 +74,9 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="write into an --out that already holds files")
     p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (task default)")
     p.add_argument("--batch", type=_positive_int, default=None, help="batch size (task default)")
+    p.add_argument("--losses", choices=("plain", "paper"), default="plain",
+                   help="plain: the task's D loss and the non-saturating G loss for every technique; paper: each "
+                        "technique with its paper's loss and optimiser (default %(default)s)")
     p.add_argument("--target", type=_target, default=None, help="METRIC=VALUE for time-to-target (task default)")
     p.add_argument("--radius", type=_positive_float, default=1.0,
                    help="gaussians8: ring radius (1: aw paper, 3: WeGAN)")
@@ -132,7 +135,8 @@ def compare_main(argv: Sequence[str]) -> int:
     t0 = time.perf_counter()
     try:
         results = run_compare(task, techniques, seeds, steps, eval_every=every, progress=not args.no_progress,
-                              workers=args.workers or default_workers(), lr=args.lr, batch=args.batch)
+                              workers=args.workers or default_workers(), lr=args.lr, batch=args.batch,
+                              losses=args.losses)
     except ValueError as err:
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2

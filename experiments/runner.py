@@ -11,6 +11,12 @@ optionally with a value after a colon:
 - ``freeadv[:replays]``: :class:`~gan_optim.FreeAdvDiscriminator` (2 replays) for the D step,
 - ``nd:k``: k D steps per G step (ignored with ``adaptive``).
 
+Losses: ``losses="plain"`` (default) runs every technique with the task's D
+loss and the non-saturating G loss; ``losses="paper"`` gives each technique
+its paper's loss (:data:`PAPER_LOSSES`, combinations by
+:data:`PAPER_PRECEDENCE`); a :class:`LossSetting` sets them by hand. The
+setting that ran is kept in :attr:`RunResult.setting`.
+
 Every technique of one seed starts from the same initial weights and draws
 from the same seeded data and noise streams. Wall-clock time counts training
 only (evaluation excluded).
@@ -31,7 +37,6 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import torch
-import torch.nn.functional as nnf
 
 from gan_optim import (
     AdaptiveScheduler,
@@ -40,16 +45,23 @@ from gan_optim import (
     TwoTimescale,
     WeightedGeneratorLoss,
 )
-from gan_optim.functional.losses import d_loss_fake, d_loss_real
+from gan_optim._checks import check_choice, check_real
+from gan_optim.functional.losses import D_LOSSES, G_LOSSES, d_loss_fake, d_loss_real, g_loss_per_sample
 from .stats import N_RESAMPLES, Interval, bootstrap_ci
 from .tasks import GANTask
 
 __all__ = [
     "COMPONENTS",
+    "LOSS_MODES",
+    "LossSetting",
+    "OPTIMIZERS",
+    "PAPER_LOSSES",
+    "PAPER_PRECEDENCE",
     "RunResult",
     "TechniqueSpec",
     "parse_technique",
     "default_workers",
+    "resolve_losses",
     "run_compare",
     "summarize",
     "summary_markdown",
@@ -103,6 +115,103 @@ def parse_technique(name: str) -> TechniqueSpec:
     return TechniqueSpec(name=name, **kw)
 
 
+OPTIMIZERS = ("adam", "rmsprop")
+LOSS_MODES = ("plain", "paper")
+
+
+@dataclass(frozen=True)
+class LossSetting:
+    """The losses and optimiser of one run.
+
+    ``d_loss`` is one of :data:`~gan_optim.functional.losses.D_LOSSES`, ``g_loss`` one of
+    :data:`~gan_optim.functional.losses.G_LOSSES`; ``clip`` clamps every D parameter to
+    ``[-clip, clip]`` after each D step (WGAN weight clipping); ``optimizer`` is ``"adam"``
+    (with ``betas``) or ``"rmsprop"`` (PyTorch's defaults besides the rate), for both networks;
+    ``source`` says where the setting comes from.
+    """
+
+    d_loss: str = "bce"
+    g_loss: str = "ns"
+    clip: float | None = None
+    optimizer: str = "adam"
+    betas: tuple[float, float] = (0.5, 0.999)
+    source: str = "plain"
+
+    def __post_init__(self) -> None:
+        check_choice("losses.d_loss", self.d_loss, D_LOSSES)
+        check_choice("losses.g_loss", self.g_loss, G_LOSSES)
+        check_choice("losses.optimizer", self.optimizer, OPTIMIZERS)
+        if self.clip is not None:
+            check_real("losses.clip", self.clip, low=0.0, low_open=True)
+        if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
+            raise TypeError(f"Invalid losses.betas: expected a pair of floats, got {self.betas!r}")
+        for b in self.betas:
+            check_real("losses.betas", b, low=0.0, high=1.0, high_open=True)
+        if not isinstance(self.source, str):
+            raise TypeError(f"Invalid losses.source: expected a str, got {type(self.source).__name__}")
+
+    def describe(self) -> str:
+        """One line: ``D hinge / G hinge, Adam (β 0, 0.9)``."""
+        clip = f" + clip {self.clip:g}" if self.clip is not None else ""
+        opt = (f"Adam (β {self.betas[0]:g}, {self.betas[1]:g})" if self.optimizer == "adam" else "RMSprop")
+        return f"D {self.d_loss}{clip} / G {self.g_loss}, {opt}"
+
+
+#: each component's loss in its paper (``baseline`` and ``nd`` have none of their own)
+PAPER_LOSSES: dict[str, LossSetting] = {
+    # Zadorozhnyy et al. eq. 7: hinge D loss; their G is SN-GAN's (-D); the optimiser is left to each base model.
+    "aw": LossSetting("hinge", "hinge", source="aw: hinge (Zadorozhnyy et al. eq. 7)"),
+    # Pantazis et al. Algorithm 1: the original GAN's D loss, G's saturating log(1 - D(G(z))) weighted.
+    "wegan": LossSetting("bce", "saturating", source="wegan: BCE D, saturating G (Pantazis et al. Algorithm 1)"),
+    # Ouyang & Agam Algorithm 1: WGAN with weight clipping and RMSprop; the clip value is WGAN's (c = 0.01),
+    # whose setting they follow.
+    "adaptive": LossSetting("wgan", "wgan", clip=0.01, optimizer="rmsprop",
+                            source="adaptive: WGAN, clip 0.01, RMSprop (Ouyang & Agam Algorithm 1)"),
+    # Heusel et al.'s DCGAN image experiments: the original GAN losses (non-saturating G), Adam.
+    "ttur": LossSetting("bce", "ns", source="ttur: DCGAN's BCE D, non-saturating G (Heusel et al.)"),
+    # Zhong et al. eq. 13-14 without the class terms (an unconditional task): hinge D, -D for G; Adam (0, 0.9).
+    "freeadv": LossSetting("hinge", "hinge", betas=(0.0, 0.9),
+                           source="freeadv: hinge D, -D for G, Adam (0, 0.9) (Zhong et al. eq. 13-14)"),
+}
+#: in a combination, the first component here brings its paper's setting: the D-loss methods (aw, freeadv)
+#: first, then the scheduler built for WGAN losses, then the G weighting and the learning rates, which both
+#: apply to any loss
+PAPER_PRECEDENCE = ("aw", "freeadv", "adaptive", "wegan", "ttur")
+
+
+def _components(spec: TechniqueSpec) -> list[str]:
+    on = {"aw": spec.aw, "wegan": spec.wegan is not None, "adaptive": spec.adaptive is not None,
+          "ttur": spec.ttur is not None, "freeadv": spec.freeadv is not None}
+    return [c for c in PAPER_PRECEDENCE if on[c]]
+
+
+def resolve_losses(spec: str | TechniqueSpec, losses: str | LossSetting = "plain", *, d_loss: str = "bce"
+                   ) -> LossSetting:
+    """The :class:`LossSetting` a technique runs with.
+
+    ``"plain"``: ``d_loss`` for D, the non-saturating G loss, Adam (0.5, 0.999).
+    ``"paper"``: the paper's setting of the technique's first component in
+    :data:`PAPER_PRECEDENCE` (the plain setting with BCE for ``baseline`` / ``nd``).
+    A :class:`LossSetting` is used as given.
+    """
+    spec = parse_technique(spec) if isinstance(spec, str) else spec
+    if isinstance(losses, LossSetting):
+        setting = losses
+    else:
+        check_choice("losses", losses, LOSS_MODES)
+        comps = _components(spec)
+        if losses == "paper" and comps:
+            setting = PAPER_LOSSES[comps[0]]
+        elif losses == "paper":
+            setting = LossSetting("bce", "ns", source="plain GAN: BCE D, non-saturating G")
+        else:
+            setting = LossSetting(d_loss, "ns", source="plain GAN: the task's D loss, non-saturating G")
+    if setting.clip is not None and spec.freeadv is not None:
+        # free-adv steps D inside its replays: a clip after them would not bound the replays' weights
+        raise ValueError("Invalid losses: weight clipping (clip) cannot be combined with freeadv")
+    return setting
+
+
 @dataclass
 class RunResult:
     """Rows of one (technique, seed) run, its final samples and update counts."""
@@ -114,26 +223,29 @@ class RunResult:
     d_updates: int = 0
     g_updates: int = 0
     backward_calls: int = 0
+    setting: LossSetting | None = None
 
-
-def _g_loss_plain(d_fake: torch.Tensor) -> torch.Tensor:
-    return nnf.softplus(-d_fake.reshape(-1)).mean()
 
 
 def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: int, *, eval_every: int = 100,
               lr: float | None = None, batch: int | None = None, loss: str | None = None,
-              progress: Callable[[int], None] | None = None, count_backward: bool = False) -> RunResult:
+              losses: str | LossSetting = "plain", progress: Callable[[int], None] | None = None,
+              count_backward: bool = False) -> RunResult:
     """Train one technique on one task for ``steps`` iterations; evaluate every ``eval_every``.
 
     One iteration is ``n_d`` D updates and one G update, or with ``adaptive``
     one update of the network the scheduler picks. Rows hold ``step``,
     ``d_updates``, ``g_updates`` (optimizer steps so far; free-adversarial
     replays each count), ``wall_s`` (training time only) and every metric.
+    ``losses`` picks the losses and optimiser (:func:`resolve_losses`; ``loss``,
+    the task's D loss by default, applies to ``"plain"`` only).
     """
     spec = parse_technique(technique) if isinstance(technique, str) else technique
     lr = float(task.defaults["lr"] if lr is None else lr)
     batch = int(task.defaults["batch"] if batch is None else batch)
     loss = str(task.defaults["loss"] if loss is None else loss)
+    setting = resolve_losses(spec, losses, d_loss=loss)
+    loss = setting.d_loss
     torch.manual_seed(seed)
     G, D = task.make_g(), task.make_d()
     data_gen = torch.Generator().manual_seed(10_000 + seed)
@@ -141,14 +253,26 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
     z_eval = task.sample_z(task.n_eval, torch.Generator().manual_seed(30_000 + seed))
 
     tt: TwoTimescale | None = None
+    opt_cls: type[torch.optim.Optimizer] = torch.optim.Adam if setting.optimizer == "adam" else torch.optim.RMSprop
+    opt_kw: dict[str, Any] = {"betas": setting.betas} if setting.optimizer == "adam" else {}
     if spec.ttur is not None:
-        tt = TwoTimescale(G, D, lr_g=lr, lr_d=lr * spec.ttur)
+        tt = TwoTimescale(G, D, lr_g=lr, lr_d=lr * spec.ttur, optimizer=opt_cls, **opt_kw)
         opt_g, opt_d = tt.g_optimizer, tt.d_optimizer
     else:
-        opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+        opt_g = opt_cls(G.parameters(), lr=lr, **opt_kw)
+        opt_d = opt_cls(D.parameters(), lr=lr, **opt_kw)
     aw = AWDiscriminatorLoss(D, loss=loss) if spec.aw else None
-    wg = WeightedGeneratorLoss(eta=spec.wegan, loss="ns") if spec.wegan is not None else None
+    wg = WeightedGeneratorLoss(eta=spec.wegan, loss=setting.g_loss) if spec.wegan is not None else None
+
+    def g_loss(d_fake: torch.Tensor) -> torch.Tensor:
+        return g_loss_per_sample(d_fake, setting.g_loss).mean()
+
+    def clip_d() -> None:
+        if setting.clip is not None:
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-setting.clip, setting.clip)
+
     fa = None
     if spec.freeadv is not None:
         images = task.name == "digits"
@@ -157,7 +281,7 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
                                   epsilon=float(task.defaults["freeadv_epsilon"]), replays=spec.freeadv,
                                   data_range=(-1.0, 1.0) if images else None, atomic=False)
     sched = AdaptiveScheduler(lam=spec.adaptive) if spec.adaptive is not None else None
-    result = RunResult(technique=spec.name, seed=seed)
+    result = RunResult(technique=spec.name, seed=seed, setting=setting)
 
     hooks = []
     if count_backward:
@@ -188,13 +312,13 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
             loss_d = float(stats.loss_real + stats.loss_fake)
             if need_g_loss:
                 with torch.no_grad():
-                    loss_g = float(_g_loss_plain(D(fake)))
+                    loss_g = float(g_loss(D(fake)))
             return loss_d, loss_g
         opt_d.zero_grad(set_to_none=True)
         if aw is not None:
             if need_g_loss:
                 with torch.no_grad():
-                    loss_g = float(_g_loss_plain(D(fake)))
+                    loss_g = float(g_loss(D(fake)))
             aw(x, fake).backward()
             assert aw.last is not None
             loss_d = float(aw.last.loss_real + aw.last.loss_fake)
@@ -203,15 +327,16 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
             total = d_loss_real(d_real, loss) + d_loss_fake(d_fake, loss)
             total.backward()
             loss_d = float(total.detach())
-            loss_g = float(_g_loss_plain(d_fake.detach()))
+            loss_g = float(g_loss(d_fake.detach()))
         step_opt("D")
+        clip_d()
         result.d_updates += 1
         return loss_d, loss_g
 
     def g_step(need_d_loss: bool) -> tuple[float, float]:
         opt_g.zero_grad(set_to_none=True)
         d_fake = D(G(task.sample_z(batch, z_gen)))
-        loss_g = wg(d_fake) if wg is not None else _g_loss_plain(d_fake)
+        loss_g = wg(d_fake) if wg is not None else g_loss(d_fake)
         loss_g.backward()
         step_opt("G")
         result.g_updates += 1

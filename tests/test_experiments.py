@@ -358,6 +358,29 @@ def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
     assert "results.csv" in capsys.readouterr().out
 
 
+def test_compare_cli_losses_flag(tmp_path, capsys):
+    """--losses paper runs each technique as train_run(..., losses="paper") does; the default is plain."""
+    from gan_optim.cli import main
+
+    task = make_task("gaussians8")
+    for flag in ("plain", "paper"):
+        out = tmp_path / flag
+        assert main(["compare", "--steps", "4", "--seeds", "1", "--eval-every", "4", "--no-progress", "--workers",
+                     "1", "--techniques", "adaptive", "--losses", flag, "--out", str(out)]) == 0
+        with (out / "results.csv").open() as f:
+            last = list(csv.DictReader(f))[-1]
+        ref = train_run(task, "adaptive", 0, 4, eval_every=4, losses=flag).rows[-1]
+        assert float(last["mmd"]) == pytest.approx(ref["mmd"], rel=1e-6, abs=1e-9)
+        assert int(last["d_updates"]) == ref["d_updates"]
+    plain = train_run(task, "adaptive", 0, 4, eval_every=4).rows[-1]["mmd"]
+    paper = train_run(task, "adaptive", 0, 4, eval_every=4, losses="paper").rows[-1]["mmd"]
+    assert plain != pytest.approx(paper, rel=1e-6)  # the flag matters
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as err:
+        main(["compare", "--losses", "papers", "--out", str(tmp_path / "bad")])
+    assert err.value.code == 2 and "--losses" in capsys.readouterr().err
+
+
 def test_reproduce_cli_prints_verdict(tmp_path, capsys):
     from gan_optim.cli import main
 
@@ -378,3 +401,36 @@ def test_compare_cli_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main("compare", ["--target", "nope=1", "--steps", "1", "--out", str(tmp_path / "new")])
     assert exit_.value.code == 2 and "unknown metric 'nope'" in capsys.readouterr().err
+
+
+def test_digits_quick_tunes_every_technique_with_its_paper_loss(quick_all):
+    """Claim 7: every technique (and the combination) has pilot rows over the same grid, the chosen rate is the
+    pilot minimum, each runs with its paper's loss, and every part compares with the tuned baseline."""
+    from gan_optim_experiments.claims import TUNING_GRID
+
+    with (quick_all / "results" / "digits.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    chosen = {r["group"]: float(r["mean"]) for r in rows if r["item"] == "chosen G learning rate"}
+    singles = {"baseline", "adaptive", "aw", "wegan", "ttur", "freeadv"}
+    combos = set(chosen) - singles
+    assert singles <= set(chosen) and len(combos) == 1 and "+" in next(iter(combos))
+    grid = TUNING_GRID[::3]
+    for tech, lr in chosen.items():
+        pilots = {}
+        for g in grid:
+            (r,) = [r for r in rows if r["item"] == "pilot: final FID-digits" and r["group"] == f"{tech}, G lr {g:g}"]
+            pilots[g] = float(r["mean"])
+        best = grid[0]
+        for g in grid:
+            if pilots[g] < pilots[best]:
+                best = g
+        assert lr == pytest.approx(best)
+    losses = {r["group"]: r["text"] for r in rows if r["item"] == "loss and optimiser"}
+    assert losses["baseline"].startswith("D bce / G ns, Adam (β 0.5, 0.999)")
+    assert losses["aw"].startswith("D hinge / G hinge, Adam (β 0.5, 0.999)")
+    assert losses["wegan"].startswith("D bce / G saturating, Adam (β 0.5, 0.999)")
+    assert losses["adaptive"].startswith("D wgan + clip 0.01 / G wgan, RMSprop")
+    assert losses["ttur"].startswith("D bce / G ns, Adam (β 0.5, 0.999)")
+    assert losses["freeadv"].startswith("D hinge / G hinge, Adam (β 0, 0.9)")
+    parts = [r["item"] for r in rows if r["kind"] == "part"]
+    assert len(parts) == 6 and all(p.endswith("than the baseline (both tuned)") for p in parts)
