@@ -18,6 +18,8 @@ __all__ = ["DEFAULT_TECHNIQUES", "compare_main", "main", "reproduce_main"]
 
 DEFAULT_TECHNIQUES = "baseline,aw,wegan,adaptive,ttur,freeadv"
 TOY_TASKS = ("dirac", "saddle", "angles")
+PROTOCOL_CHOICES = ("quick", "paper", "short")
+DEFAULT_PROTOCOL = "quick"
 
 
 def _target(text: str) -> tuple[str, float]:
@@ -62,6 +64,10 @@ def _compare_parser() -> argparse.ArgumentParser:
                                             "(same seeds, initial weights and data per technique).")
     p.add_argument("--task", default="gaussians8", choices=("gaussians8", "digits", *TOY_TASKS),
                    help="task (default gaussians8); dirac, saddle and angles run their claim's setting")
+    p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=None,
+                   help="gaussians8 only: 'quick' (default; [33]'s plain-GAN protocol of Zadorozhnyy et al. §5.3, "
+                        "5000 of its 25 000 iterations, < 5 min on 2 cores), 'paper' (the whole protocol: 25 000 "
+                        "iterations, batch 512) or 'short' (the 1000-iteration ReLU setting of earlier releases)")
     p.add_argument("--techniques", default=DEFAULT_TECHNIQUES,
                    help="comma-separated; '+' composes components, ':' gives a value "
                         "(e.g. baseline,aw+adaptive,wegan:0.1,nd:5). Default: %(default)s")
@@ -103,6 +109,11 @@ def compare_main(argv: Sequence[str]) -> int:
         print(res.line)
         print(f"wrote {', '.join(str(f) for f in res.files)}")
         return 0
+    if args.protocol is not None and args.task != "gaussians8":
+        parser.error(f"argument --protocol: applies to --task gaussians8 only, not {args.task}")
+    protocol = args.protocol or (DEFAULT_PROTOCOL if args.task == "gaussians8" else None)
+    if protocol in ("quick", "paper"):
+        return _compare_paper(parser, args, protocol, out)
     from . import plots
     from .runner import default_workers, run_compare, summarize, summary_markdown, write_csv
     from .tasks import make_task
@@ -126,6 +137,54 @@ def compare_main(argv: Sequence[str]) -> int:
     summary = summarize(results, task, target)
     write_csv(results, out / "results.csv")
     md = summary_markdown(summary, task, steps=steps, seeds=seeds, target=target)
+    (out / "summary.md").write_text(md)
+    plots.plot_curves(results, task, out / "curves.png")
+    plots.plot_samples(results, task, out / "samples.png")
+    print(md)
+    print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'curves.png'}, {out / 'samples.png'} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, out: Path) -> int:
+    """compare on gaussians8 under [33]'s protocol (``paper``) or its shorter form (``quick``)."""
+    from . import paper_gaussians8 as paper
+    from . import plots
+    from .runner import default_workers, summarize, summary_markdown, write_csv
+
+    if args.lr is not None:
+        parser.error(f"argument --lr: --protocol {name} uses [33]'s two rates (D 1e-4, G 1e-3); "
+                     "--protocol short takes one --lr")
+    if args.radius != 1.0:
+        parser.error(f"argument --radius: --protocol {name} is on the unit circle; --protocol short takes --radius")
+    protocol = dict(paper.PROTOCOLS[name])
+    if args.steps is not None:
+        protocol["iterations"] = args.steps
+    if args.batch is not None:
+        protocol["batch"] = args.batch
+    steps = int(protocol.get("iterations", paper.PROTOCOL["iterations"]))
+    protocol["every"] = min(args.eval_every or max(steps // 20, 1), steps)
+    task = paper.compare_task(protocol)
+    target = args.target
+    if target is not None and target[0] not in task.lower_better:
+        parser.error(f"argument --target: unknown metric {target[0]!r} (metrics: {', '.join(task.lower_better)})")
+    techniques = [t.strip() for t in args.techniques.split(",") if t.strip()]
+    seeds = list(range(args.seeds))
+    t0 = time.perf_counter()
+    try:
+        runs = paper.run_all(techniques, seeds, protocol, workers=args.workers or default_workers(),
+                             progress=not args.no_progress, evaluate=True)
+    except ValueError as err:
+        print(f"gan-optim compare: {err}", file=sys.stderr)
+        return 2
+    results = paper.to_results(runs, task)
+    write_csv(results, out / "results.csv")
+    note = paper.describe(name, protocol)
+    if name == "quick":
+        note += (" Whether `quick` gives `paper`'s verdicts is claim `gaussians8-protocols` in docs/RESULTS.md "
+                 "(`gan-optim reproduce gaussians8-protocols`).")
+    md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
+                          title=f"gan-optim compare: gaussians8, protocol {name}", note=note)
     (out / "summary.md").write_text(md)
     plots.plot_curves(results, task, out / "curves.png")
     plots.plot_samples(results, task, out / "samples.png")

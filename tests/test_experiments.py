@@ -341,8 +341,8 @@ def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
     from gan_optim.cli import main
 
     out = tmp_path / "cmp"
-    rc = main(["compare", "--steps", "4", "--seeds", "2", "--eval-every", "2", "--no-progress",
-               "--techniques", "baseline,aw+adaptive", "--out", str(out)])
+    rc = main(["compare", "--protocol", "short", "--steps", "4", "--seeds", "2", "--eval-every", "2",
+               "--no-progress", "--techniques", "baseline,aw+adaptive", "--out", str(out)])
     assert rc == 0
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
