@@ -40,13 +40,13 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 
 #: seeds per claim (the Dirac toy has no randomness: one run)
 DEFAULT_SEEDS = {"dirac": 1, "saddle": 5, "angles": 5, "gaussians8-aw": 5, "gaussians8-wegan": 10,
-                 "freeadv": 5, "digits": 5, "gaussians8-aw-paper": 5}
+                 "freeadv": 5, "digits": 5, "gaussians8-aw-paper": 5, "gaussians8-protocols": 3}
 #: iterations of our full protocol (toys: updates/steps; angles: D iterations)
 FULL_STEPS = {"dirac": 20000, "saddle": 3000, "angles": 50, "gaussians8-aw": 3000, "gaussians8-wegan": 1000,
-              "freeadv": 3000, "digits": 3000, "gaussians8-aw-paper": 25000}
+              "freeadv": 3000, "digits": 3000, "gaussians8-aw-paper": 25000, "gaussians8-protocols": 25000}
 #: iterations of the reduced protocol (the toys run in full)
 REDUCED_STEPS = {"dirac": 20000, "saddle": 3000, "angles": 50, "gaussians8-aw": 1000, "gaussians8-wegan": 500,
-                 "freeadv": 1000, "digits": 1000, "gaussians8-aw-paper": 5000}
+                 "freeadv": 1000, "digits": 1000, "gaussians8-aw-paper": 5000, "gaussians8-protocols": 10000}
 #: claim 7's equal tuning: G learning rates tried for the baseline and for TTUR (D at 3x G), and the pilot seeds
 TUNING_GRID = (1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3, 3.2e-3)
 PILOT_SEEDS = (100, 101)
@@ -54,7 +54,7 @@ TUNED_BASELINE = "baseline (tuned)"
 #: the techniques of claim 4 under [33]'s protocol
 CLAIM4_PAPER = ("plain", "aw")
 QUICK_STEPS = {"dirac": 60, "saddle": 50, "angles": 3, "gaussians8-aw": 20, "gaussians8-wegan": 10,
-               "freeadv": 20, "digits": 10, "gaussians8-aw-paper": 20}
+               "freeadv": 20, "digits": 10, "gaussians8-aw-paper": 20, "gaussians8-protocols": 20}
 
 #: per claim: the paper's setting, and ours where it differs
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -99,6 +99,23 @@ SETTINGS: dict[str, tuple[str, str]] = {
                             "The same, with 8 distinct centres (angles 2πk/8), β2 0.999, aw = Algorithm 1 on the "
                             "BCE D loss (ε 0.05, α1 0.5, α2 0.75, δ 0.05); 2500 samples per snapshot; both mode "
                             "rules at 3σ = 0.03 of the component std 0.01."),
+    "gaussians8-protocols": ("[33]'s plain-GAN protocol of claim 4 (Zadorozhnyy et al. §5.3): batch 512, 25 000 "
+                             "iterations. Each technique's own paper: aw on this protocol (its §5.3); WeGAN on 8 "
+                             "Gaussians of radius 3 with η ∈ {0.01, 0.1, 0.5}, best 0.01, saturating G loss "
+                             "(Algorithm 1); the adaptive schedule on WGAN losses (λ 1 to 10); TTUR with D faster "
+                             "than G (WGAN-GP 3e-4 / 1e-4); free-adv with 2 replays, L∞ ε 6e-3 for images in "
+                             "[-1, 1], hinge loss.",
+                             "Every technique of `gan-optim compare` on [33]'s protocol (claim 4's, with 8 distinct "
+                             "centres): `paper` = 25 000 iterations, `quick` = the same runs' first 5000 (same "
+                             "seeds, data and noise streams; the default of `gan-optim compare`). aw: Algorithm 1 "
+                             "on the BCE D loss; wegan: η 0.01 on the saturating G loss; adaptive: λ 1, one network "
+                             "per iteration (so not simultaneous), BCE D and saturating G losses (its paper's scope "
+                             "is WGAN losses); ttur: G at [33]'s 1e-3, D at 3× (3e-3) — [33]'s own rates (D 1e-4, G "
+                             "1e-3) already differ, the other way round; freeadv: 2 replays, L∞ ε 6e-3 (the data "
+                             "lie in [-1.03, 1.03]), BCE ([33]'s loss, the log form of its eq. 4) instead of hinge. "
+                             "Final evaluation 2500 samples (both mode rules), MMD and Fréchet distance on the "
+                             "first 1000. Each technique vs the baseline per metric: better, worse or no difference "
+                             "(intervals separate or not); a part is yes when quick's verdict equals paper's."),
 }
 
 ROW_FIELDS = ["claim", "kind", "item", "group", "n", "mean", "ci_low", "ci_high", "text"]
@@ -585,6 +602,93 @@ def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAU
     return sm.result(files)
 
 
+#: the metrics compared between protocols: (column, name in the summary)
+PROTOCOL_METRICS = (("modes_veegan", "modes, standard rule (3σ, 20 per 2500)"), ("modes", "modes, our rule (2%)"),
+                    ("hq", "high-quality share"), ("mmd", "MMD"), ("frechet", "Fréchet distance"))
+PROTOCOL_TECHNIQUES = ("baseline", "aw", "wegan", "adaptive", "ttur", "freeadv")
+
+
+def _verdict(a: Interval, base: Interval, lower_better: bool) -> str:
+    """A technique vs the baseline on one metric: better, worse, or no difference (overlapping intervals)."""
+    c = compare(a, base)
+    if c == "no difference":
+        return c
+    return "better" if (c == "lower") == lower_better else "worse"
+
+
+def _verdicts(results: list[RunResult], lower_better: dict[str, bool], row: int = -1,
+              ) -> dict[tuple[str, str], tuple[str, Interval]]:
+    """``{(technique, metric): (verdict vs baseline, interval)}`` from each run's ``row``-th evaluation."""
+    ci = {(t, m): bootstrap_ci([float(r.rows[row].get(m, math.nan)) for r in results if r.technique == t])
+          for t in dict.fromkeys(r.technique for r in results) for m, _ in PROTOCOL_METRICS}
+    return {(t, m): (_verdict(c, ci[("baseline", m)], lower_better[m]), c) for (t, m), c in ci.items()}
+
+
+def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-protocols"],
+                               reduced: bool = False, **_: Any) -> ClaimResult:
+    """Does ``compare --protocol quick`` give ``--protocol paper``'s verdicts? Every technique, both protocols.
+
+    Both protocols run here (each run saved under ``out`` as it finishes, and reused from there: an
+    interrupted run resumes). Per technique and metric, the verdict against the baseline at quick's
+    end is compared with the verdict at paper's end; the paper runs' every snapshot (1000 iterations
+    apart) shows from which length on the verdicts would have been the same.
+    """
+    from . import paper_gaussians8 as paper
+
+    steps, protocol = _protocol("gaussians8-protocols", quick, reduced)
+    q_steps = int(paper.PROTOCOLS["quick"]["iterations"])
+    base: dict[str, Any] = {}
+    if quick:  # a smoke test: tiny runs, meaningless verdicts
+        q_steps = steps // 2
+        base = {"batch": 64, "n_samples": 500}
+    p_protocol = {**base, "iterations": steps, "every": max(steps // 25, 1)}
+    q_protocol = {**base, "iterations": q_steps, "every": max(q_steps // 20, 1)}
+    seed_list = list(range(seeds))
+    workers = default_workers()
+    q_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, q_protocol, workers=workers, evaluate=True,
+                           cache=out / "quick_runs")
+    p_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, p_protocol, workers=workers, evaluate=True,
+                           cache=out / "paper_runs")
+    task = paper.compare_task(p_protocol)
+    files = []
+    q_res, p_res = paper.to_results(q_runs, task), paper.to_results(p_runs, task)
+    for res, name, n in ((q_res, "quick", q_steps), (p_res, "paper", steps)):
+        files.append(write_csv(res, out / f"gaussians8_protocol_{name}.csv"))
+        (out / f"gaussians8_protocol_{name}.md").write_text(summary_markdown(
+            summarize(res, task), task, steps=n, seeds=seed_list, title=f"8 Gaussians, protocol {name}",
+            note=paper.describe(name, q_protocol if name == "quick" else p_protocol)))
+        files.append(out / f"gaussians8_protocol_{name}.md")
+    files.append(plots.plot_curves(p_res, task, out / "gaussians8_protocols_curves.png"))
+    sm = _Summary("gaussians8-protocols", steps, seeds, protocol)
+    sm._add("protocol", "quick iterations", "", mean=q_steps)
+    lower = task.lower_better
+    vq, vp = _verdicts(q_res, lower), _verdicts(p_res, lower)
+    for m, label in PROTOCOL_METRICS:
+        for t in PROTOCOL_TECHNIQUES:
+            sm.stat(f"{label}, quick ({q_steps} iterations)", t, vq[(t, m)][1],
+                    "" if t == "baseline" else f"vs baseline: {vq[(t, m)][0]}")
+            sm.stat(f"{label}, paper ({steps} iterations)", t, vp[(t, m)][1],
+                    "" if t == "baseline" else f"vs baseline: {vp[(t, m)][0]}")
+    for t in PROTOCOL_TECHNIQUES:
+        runs = [r for r in p_runs if r["technique"] == t]
+        sm.values(f"training iterations per second (batch {p_protocol.get('batch', paper.PROTOCOL['batch'])}, "
+                  "one thread)", t, [steps / r["log"][steps][2] for r in runs],
+                  "paper runs, training only (no evaluation); the machine was shared")
+    pairs = [(t, m) for t in PROTOCOL_TECHNIQUES if t != "baseline" for m, _ in PROTOCOL_METRICS]
+    n_rows = len(p_res[0].rows)
+    for i in range(n_rows):
+        it = p_res[0].rows[i]["step"]
+        vi = _verdicts(p_res, lower, i)
+        same = sum(vi[k][0] == vp[k][0] for k in pairs)
+        sm.point(f"verdicts equal to paper's final ones, paper runs at iteration {it}", "paper runs", same,
+                 f"of {len(pairs)}")
+    names = dict(PROTOCOL_METRICS)
+    for t, m in pairs:
+        sm.part(f"{t}, {names[m]}: quick's verdict is paper's", "yes" if vq[(t, m)][0] == vp[(t, m)][0] else "no",
+                f"quick: {vq[(t, m)][0]}; paper: {vp[(t, m)][0]}")
+    return sm.result(files)
+
+
 CLAIMS: dict[str, Callable[..., ClaimResult]] = {
     "dirac": claim_dirac,
     "saddle": claim_saddle,
@@ -594,6 +698,7 @@ CLAIMS: dict[str, Callable[..., ClaimResult]] = {
     "freeadv": claim_freeadv,
     "digits": claim_digits,
     "gaussians8-aw-paper": claim_gaussians8_aw_paper,
+    "gaussians8-protocols": claim_gaussians8_protocols,
 }
 
 

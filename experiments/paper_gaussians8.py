@@ -209,36 +209,58 @@ def _job(args: tuple[str, int, dict[str, Any], bool]) -> dict[str, Any]:
 
 
 def run_all(techniques: Sequence[str], seeds: Sequence[int], protocol: dict[str, Any] | None = None, *,
-            workers: int = 1, progress: bool = False, evaluate: bool = False) -> list[dict[str, Any]]:
+            workers: int = 1, progress: bool = False, evaluate: bool = False,
+            cache: Path | None = None) -> list[dict[str, Any]]:
     """Every (technique, seed) run, in that order, on ``workers`` forked processes (a bar over runs with
-    ``progress``; with ``evaluate`` each run's :func:`snapshot_metrics` too, under ``"metrics"``)."""
+    ``progress``; with ``evaluate`` each run's :func:`snapshot_metrics` too, under ``"metrics"``).
+
+    ``cache``: a folder where each finished run is saved at once (``<technique>_s<seed>.npz``) and from
+    which a run already there is loaded instead of run again, so a long job that stops loses the runs
+    in flight only. The folder must hold runs of this same protocol.
+    """
     for t in techniques:
         _spec(t)  # a bad name fails here, before any run
-    jobs = [(t, s, dict(protocol or {}), evaluate) for t in techniques for s in seeds]
+    keys = [(t, s) for t in techniques for s in seeds]
+    paths = {k: Path(cache) / f"{k[0]}_s{k[1]}.npz" for k in keys} if cache is not None else {}
+    if cache is not None:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for k, path in paths.items():
+        if path.is_file():
+            (results[k],) = load(path)
+    jobs = [(t, s, dict(protocol or {}), evaluate) for t, s in keys if (t, s) not in results]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), desc="compare gaussians8", unit="run")
+        bar = tqdm(total=len(keys), initial=len(results), desc="compare gaussians8", unit="run")
+
+    def finished(r: dict[str, Any]) -> None:
+        k = (r["technique"], r["seed"])
+        results[k] = r
+        if k in paths:
+            save([r], paths[k])
+        if bar is not None:
+            bar.update(1)
+
     try:
         if workers > 1 and len(jobs) > 1:
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
                                      mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = [pool.submit(_job, j) for j in jobs]
-                for done in as_completed(futures):
-                    done.result()  # a worker's error, first come
-                    if bar is not None:
-                        bar.update(1)
-                return [f.result() for f in futures]
-        out = []
-        for j in jobs:
-            out.append(_job(j))
-            if bar is not None:
-                bar.update(1)
-        return out
+                for done in as_completed([pool.submit(_job, j) for j in jobs]):
+                    finished(done.result())  # a worker's error, first come
+        else:
+            for j in jobs:
+                finished(_job(j))
     finally:
         if bar is not None:
             bar.close()
+    if evaluate:  # runs loaded from the cache have no metrics yet
+        task = compare_task(protocol)
+        for r in results.values():
+            if "metrics" not in r:
+                r["metrics"] = {it: snapshot_metrics(a, task) for it, a in r["snapshots"].items()}
+    return [results[k] for k in keys]
 
 
 def save(results: Sequence[dict[str, Any]], path: Path) -> Path:
