@@ -99,12 +99,13 @@ def _spec(technique: str) -> TechniqueSpec:
     return spec
 
 
-def run(technique: str, seed: int, protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(technique: str, seed: int, protocol: dict[str, Any] | None = None, *, models: bool = False
+        ) -> dict[str, Any]:
     """One run of ``technique`` (see :data:`TECHNIQUES`; compositions such as ``aw+ttur`` too).
 
     Returns the snapshots' samples ``{iteration: (n, 2) array}``, per snapshot the D and G optimizer
     steps so far and the training seconds so far (``log``: ``{iteration: (d_updates, g_updates, wall_s)}``),
-    and the total seconds.
+    and the total seconds; with ``models`` the trained ``"G"`` and ``"D"`` too.
     """
     spec = _spec(technique)
     p = {**PROTOCOL, **(protocol or {})}
@@ -195,7 +196,10 @@ def run(technique: str, seed: int, protocol: dict[str, Any] | None = None) -> di
                 samples = G(torch.randn(p["n_samples"], p["z_dim"], generator=eval_gen)).numpy()
             snapshots[it] = np.full_like(samples, np.nan) if stopped else samples
             log[it] = (counts["D"], counts["G"], wall)
-    return {"technique": technique, "seed": seed, "snapshots": snapshots, "log": log, "seconds": wall}
+    out = {"technique": technique, "seed": seed, "snapshots": snapshots, "log": log, "seconds": wall}
+    if models:
+        out.update(G=G, D=D)
+    return out
 
 
 def _job(args: tuple[str, int, dict[str, Any], bool]) -> dict[str, Any]:
