@@ -624,6 +624,11 @@ def _verdicts(results: list[RunResult], lower_better: dict[str, bool], row: int 
     return {(t, m): (_verdict(c, ci[("baseline", m)], lower_better[m]), c) for (t, m), c in ci.items()}
 
 
+def _cache_name(name: str, protocol: dict[str, Any]) -> str:
+    """A folder name per protocol, so that saved runs are reused only for the protocol they ran."""
+    return f"{name}_runs_" + "_".join(f"{k}{v}" for k, v in sorted(protocol.items()))
+
+
 def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-protocols"],
                                reduced: bool = False, **_: Any) -> ClaimResult:
     """Does ``compare --protocol quick`` give ``--protocol paper``'s verdicts? Every technique, both protocols.
@@ -646,9 +651,9 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     seed_list = list(range(seeds))
     workers = default_workers()
     q_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, q_protocol, workers=workers, evaluate=True,
-                           cache=out / "quick_runs")
+                           cache=out / _cache_name("quick", q_protocol))
     p_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, p_protocol, workers=workers, evaluate=True,
-                           cache=out / "paper_runs")
+                           cache=out / _cache_name("paper", p_protocol))
     task = paper.compare_task(p_protocol)
     files = []
     q_res, p_res = paper.to_results(q_runs, task), paper.to_results(p_runs, task)
@@ -681,7 +686,7 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
         vi = _verdicts(p_res, lower, i)
         same = sum(vi[k][0] == vp[k][0] for k in pairs)
         sm.point(f"verdicts equal to paper's final ones, paper runs at iteration {it}", "paper runs", same,
-                 f"of {len(pairs)}")
+                 f"of {len(pairs)} (from the means and intervals at that iteration)")
     names = dict(PROTOCOL_METRICS)
     for t, m in pairs:
         sm.part(f"{t}, {names[m]}: quick's verdict is paper's", "yes" if vq[(t, m)][0] == vp[(t, m)][0] else "no",

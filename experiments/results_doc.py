@@ -57,6 +57,14 @@ CAVEATS = {
                            "The snapshots of seed 0 (`gan-optim reproduce gaussians8-aw-paper` writes them; "
                            "![snapshots](img/gaussians8_aw_paper.png)) show both generators spread over eight "
                            "blobs around the ring, wider than 0.03.",
+    "gaussians8-protocols": "A verdict here is one technique against the baseline on one metric at the run's end; "
+                            "with 3 seeds the intervals are wide and most verdicts are \"no difference\", so equal "
+                            "verdicts do not mean equal rankings: the means of both protocols are in the table. "
+                            "`quick`'s runs are `paper`'s first iterations (same seeds, data and noise), evaluated on "
+                            "their own noise draws; the paper runs' rows per iteration show where their verdicts "
+                            "settle. The adaptive schedule runs outside its paper's scope (WGAN losses), free-adv "
+                            "with BCE instead of its hinge loss. Iterations per second were measured on a shared "
+                            "machine.",
     "digits": "Each technique runs with this task's BCE loss, not its paper's: the adaptive scheduler was designed "
               "for WGAN losses, aw is used without its hinge loss and WeGAN without its saturating loss. The "
               "baseline and TTUR had the same learning-rate search (the pilot rows). The FID-digits target was set "
