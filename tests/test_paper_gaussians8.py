@@ -369,3 +369,13 @@ def test_verdict_is_better_worse_or_no_difference_by_interval_separation(a1, a2,
         assert v == ("worse" if lower_better else "better")
     else:
         assert v == "no difference"
+
+
+@pytest.mark.parametrize("technique", ["baseline", "aw", "wegan", "adaptive", "ttur", "freeadv"])
+def test_a_shorter_run_is_the_longer_runs_prefix(technique):
+    # quick is paper stopped early: the state at iteration k does not depend on the run's length
+    small = {**SMALL, "batch": 16, "every": 3}
+    short, long_ = P.run(technique, 2, {**small, "iterations": 3}), P.run(technique, 2, {**small, "iterations": 9})
+    np.testing.assert_array_equal(short["snapshots"][3], long_["snapshots"][3])
+    assert short["log"][3][:2] == long_["log"][3][:2]
+    assert not np.array_equal(long_["snapshots"][3], long_["snapshots"][9])
