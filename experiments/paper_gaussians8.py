@@ -448,7 +448,7 @@ def to_results(runs: Sequence[dict[str, Any]], task: GANTask) -> list[RunResult]
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gan_optim_experiments.paper_gaussians8",
-                                 description="Claim 4 under [33]'s protocol: snapshots of plain GAN and aw-GAN.")
+                                 description="[33]'s protocol (claim 4): snapshots of each technique's generator.")
     ap.add_argument("--out", required=True, help="the .npz file to write (its summary CSV goes beside it)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=PROTOCOL["iterations"])
