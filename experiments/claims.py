@@ -630,6 +630,30 @@ def _cache_name(name: str, protocol: dict[str, Any]) -> str:
     return f"{name}_runs_" + "_".join(f"{k}{v}" for k, v in sorted(protocol.items()))
 
 
+def _ranks(means: dict[str, float], lower_better: bool) -> dict[str, float]:
+    """Rank of each technique, 1 = best by its mean; tied means share their average rank."""
+    key = {t: (v if lower_better else -v) for t, v in means.items()}
+    return {t: 1 + sum(key[u] < key[t] for u in key) + (sum(key[u] == key[t] for u in key) - 1) / 2 for t in key}
+
+
+def _order_text(ranks: dict[str, float]) -> str:
+    """Best first; tied techniques joined by '='."""
+    groups: dict[float, list[str]] = {}
+    for t, r in ranks.items():
+        groups.setdefault(r, []).append(t)
+    return ", ".join(" = ".join(groups[r]) for r in sorted(groups))
+
+
+def _spearman(a: dict[str, float], b: dict[str, float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the (tie-averaged) ranks; NaN when one side is all
+    ties."""
+    keys = list(a)
+    x, y = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
+    if x.std() == 0 or y.std() == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-protocols"],
                                reduced: bool = False, **_: Any) -> ClaimResult:
     """Does ``compare --protocol quick`` give ``--protocol paper``'s verdicts? Every technique, both protocols.
@@ -683,6 +707,10 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
         sm.values(f"training iterations per second (batch {p_protocol.get('batch', paper.PROTOCOL['batch'])}, "
                   "one thread)", t, [steps / r["log"][steps][2] for r in runs],
                   "paper runs, training only (no evaluation); the machine was shared")
+    for m, label in PROTOCOL_METRICS:
+        rq, rp = (_ranks({t: v[(t, m)][1].mean for t in PROTOCOL_TECHNIQUES}, lower[m]) for v in (vq, vp))
+        sm.point(f"{label}: rank correlation of the techniques' means, quick vs paper", "Spearman",
+                 _spearman(rq, rp), f"from the means; best first: quick {_order_text(rq)}; paper {_order_text(rp)}")
     pairs = [(t, m) for t in PROTOCOL_TECHNIQUES if t != "baseline" for m, _ in PROTOCOL_METRICS]
     n_rows = len(p_res[0].rows)
     for i in range(n_rows):

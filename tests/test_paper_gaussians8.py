@@ -379,3 +379,27 @@ def test_a_shorter_run_is_the_longer_runs_prefix(technique):
     np.testing.assert_array_equal(short["snapshots"][3], long_["snapshots"][3])
     assert short["log"][3][:2] == long_["log"][3][:2]
     assert not np.array_equal(long_["snapshots"][3], long_["snapshots"][9])
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.integers(0, 4), min_size=6, max_size=6), st.lists(st.integers(0, 4), min_size=6, max_size=6),
+       st.booleans())
+def test_rank_correlation_is_spearmans_with_average_ranks(a, b, lower_better):
+    from gan_optim_experiments.claims import _ranks, _spearman
+
+    names = list("abcdef")
+    ra = _ranks(dict(zip(names, map(float, a))), lower_better)
+    rb = _ranks(dict(zip(names, map(float, b))), lower_better)
+    sign = 1 if lower_better else -1
+    for values, ranks in ((a, ra), (b, rb)):
+        for n, v in zip(names, values):
+            below = sum(sign * u < sign * v for u in values)
+            ties = values.count(v)
+            assert ranks[n] == below + (ties + 1) / 2  # 1-based, ties share the mean of their positions
+    assume(len(set(a)) > 1 and len(set(b)) > 1)
+    x, y = np.array([ra[n] for n in names]), np.array([rb[n] for n in names])
+    expected = ((x - x.mean()) * (y - y.mean())).sum() / math.sqrt(((x - x.mean()) ** 2).sum()
+                                                                   * ((y - y.mean()) ** 2).sum())
+    assert _spearman(ra, rb) == pytest.approx(expected, abs=1e-12)
+    if len(set(a)) == 6:  # no ties: 1 - 6 sum d^2 / (n (n^2 - 1))
+        assert _spearman(ra, ra) == pytest.approx(1.0)
