@@ -61,8 +61,11 @@ CAVEATS = {
                             "with 3 seeds the intervals are wide and most verdicts are \"no difference\", so equal "
                             "verdicts do not mean equal rankings: the means of both protocols are in the table. "
                             "`quick`'s runs are `paper`'s first iterations (same seeds, data and noise), evaluated on "
-                            "their own noise draws; the paper runs' rows per iteration show where their verdicts "
-                            "settle. The adaptive schedule runs outside its paper's scope (WGAN losses), free-adv "
+                            "their own noise draws. The paper runs' rows per iteration show how far the verdicts at "
+                            "one snapshot move from one snapshot to the next of the same runs, late in the run too: "
+                            "[33]'s plain GAN keeps oscillating (the aw paper's \"moving off\"), so a verdict read "
+                            "at a single snapshot is noisy under either protocol, and the rank correlations of the "
+                            "means say more about the ranking than the count of equal verdicts. The adaptive schedule runs outside its paper's scope (WGAN losses), free-adv "
                             "with BCE instead of its hinge loss. Iterations per second were measured on a shared "
                             "machine.",
     "digits": "Each technique runs with this task's BCE loss, not its paper's: the adaptive scheduler was designed "
