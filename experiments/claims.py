@@ -106,9 +106,9 @@ SETTINGS: dict[str, tuple[str, str]] = {
                              "than G (WGAN-GP 3e-4 / 1e-4); free-adv with 2 replays, L∞ ε 6e-3 for images in "
                              "[-1, 1], hinge loss.",
                              "Every technique of `gan-optim compare` on [33]'s protocol (claim 4's, with 8 distinct "
-                             "centres): `paper` = 25 000 iterations, `quick` = the same runs' first 5000 (same "
+                             "centres): `paper` = 25 000 iterations, `quick` = the same runs' first 4000 (same "
                              "seeds, data and noise streams; the default of `gan-optim compare`), read from the "
-                             "paper runs' snapshot at 5000 rather than trained twice. aw: Algorithm 1 "
+                             "paper runs' snapshot at 4000 rather than trained twice. aw: Algorithm 1 "
                              "on the BCE D loss; wegan: η 0.01 on the saturating G loss; adaptive: λ 1, one network "
                              "per iteration (so not simultaneous), BCE D and saturating G losses (its paper's scope "
                              "is WGAN losses); ttur: G at [33]'s 1e-3, D at 3× (3e-3) — [33]'s own rates (D 1e-4, G "

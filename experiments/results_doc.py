@@ -35,7 +35,7 @@ TITLES = {
     "gaussians8-aw-paper": ("8 Gaussians under the paper's protocol (claim 4 as in Zadorozhnyy et al. §5.3)",
                             "plain GAN collapses onto few modes, aw-GAN covers all eight (25 000 iterations)"),
     "gaussians8-protocols": ("8 Gaussians, every technique: `compare --protocol quick` vs `paper`",
-                             "quick (5000 iterations) gives paper's (25 000) verdicts of each technique vs the "
+                             "quick (4000 iterations) gives paper's (25 000) verdicts of each technique vs the "
                              "baseline"),
 }
 

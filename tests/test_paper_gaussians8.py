@@ -311,7 +311,7 @@ def test_compare_protocol_defaults_are_the_papers(monkeypatch, tmp_path):
     assert seen["techniques"] == ["baseline", "aw", "wegan", "adaptive", "ttur", "freeadv"]
     assert {**P.PROTOCOL, **seen["protocol"]}["iterations"] == 25_000
     assert cli.main("compare", ["--no-progress", "--workers", "3", "--out", str(tmp_path / "b")]) == 2
-    assert seen["protocol"] == {"iterations": 5000, "every": 250} and seen["workers"] == 3
+    assert seen["protocol"] == {"iterations": 4000, "every": 200} and seen["workers"] == 3
 
 
 @pytest.mark.parametrize("args, message", [
