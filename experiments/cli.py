@@ -78,11 +78,12 @@ def _compare_parser() -> argparse.ArgumentParser:
                    help="output folder; must be new or empty unless --overwrite (default: a new timestamped "
                         "folder under gan_optim_runs/compare/)")
     p.add_argument("--overwrite", action="store_true", help="write into an --out that already holds files")
-    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (task default)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (task default; not with --protocol quick or paper: [33]'s D 1e-4 / G 1e-3)")
     p.add_argument("--batch", type=_positive_int, default=None, help="batch size (task default)")
     p.add_argument("--target", type=_target, default=None, help="METRIC=VALUE for time-to-target (task default)")
     p.add_argument("--radius", type=_positive_float, default=1.0,
-                   help="gaussians8: ring radius (1: aw paper, 3: WeGAN)")
+                   help="gaussians8 with --protocol short: ring radius (1: aw paper, 3: WeGAN)")
     p.add_argument("--classifier-path", default=None,
                    help="digits: where the FID-digits classifier is cached (default ~/.cache/gan_optim/"
                         "digits_classifier.pt, or $GAN_OPTIM_CACHE)")
