@@ -65,7 +65,7 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="gaussians8", choices=("gaussians8", "digits", *TOY_TASKS),
                    help="task (default gaussians8); dirac, saddle and angles run their claim's setting")
     p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=None,
-                   help="gaussians8 only: 'quick' (default; [33]'s plain-GAN protocol of Zadorozhnyy et al. §5.3, "
+                   help="gaussians8 only: 'quick' (default; the plain-GAN protocol of Zadorozhnyy et al. §5.3, "
                         "4000 of its 25 000 iterations, < 5 min on 2 cores), 'paper' (the whole protocol: 25 000 "
                         "iterations, batch 512) or 'short' (the 1000-iteration ReLU setting of earlier releases)")
     p.add_argument("--techniques", default=DEFAULT_TECHNIQUES,
@@ -79,7 +79,7 @@ def _compare_parser() -> argparse.ArgumentParser:
                         "folder under gan_optim_runs/compare/)")
     p.add_argument("--overwrite", action="store_true", help="write into an --out that already holds files")
     p.add_argument("--lr", type=_positive_float, default=None,
-                   help="learning rate (task default; not with --protocol quick or paper: [33]'s D 1e-4 / G 1e-3)")
+                   help="learning rate (task default; not with --protocol quick or paper: those use D 1e-4 / G 1e-3)")
     p.add_argument("--batch", type=_positive_int, default=None, help="batch size (task default)")
     p.add_argument("--target", type=_target, default=None, help="METRIC=VALUE for time-to-target (task default)")
     p.add_argument("--radius", type=_positive_float, default=1.0,
@@ -148,13 +148,13 @@ def compare_main(argv: Sequence[str]) -> int:
 
 
 def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, out: Path) -> int:
-    """compare on gaussians8 under [33]'s protocol (``paper``) or its shorter form (``quick``)."""
+    """compare on gaussians8 under the aw paper's §5.3 protocol (``paper``) or its shorter form (``quick``)."""
     from . import paper_gaussians8 as paper
     from . import plots
     from .runner import default_workers, summarize, summary_markdown, write_csv
 
     if args.lr is not None:
-        parser.error(f"argument --lr: --protocol {name} uses [33]'s two rates (D 1e-4, G 1e-3); "
+        parser.error(f"argument --lr: --protocol {name} uses the paper's two rates (D 1e-4, G 1e-3); "
                      "--protocol short takes one --lr")
     if args.radius != 1.0:
         parser.error(f"argument --radius: --protocol {name} is on the unit circle; --protocol short takes --radius")
