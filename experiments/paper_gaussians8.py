@@ -397,7 +397,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {"paper": {}, "quick": {"iterations": 4_0
 
 #: what each technique is under these protocols (the module docstring's table, short)
 TECHNIQUE_NOTES = {
-    "baseline": "[33]'s plain GAN",
+    "baseline": "the plain GAN above",
     "aw": "Algorithm 1 on the BCE D loss",
     "wegan": "η 0.01, WeGAN's weights on the saturating G loss (its Algorithm 1)",
     "adaptive": "λ 1, one network per iteration (Algorithm 1; its paper's scope is WGAN losses, here BCE)",
