@@ -41,19 +41,21 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 
 #: seeds per claim (the Dirac toy has no randomness: one run)
 DEFAULT_SEEDS = {"dirac": 1, "saddle": 5, "angles": 5, "gaussians8-aw": 5, "gaussians8-wegan": 10,
-                 "freeadv": 5, "digits": 5, "gaussians8-aw-paper": 5}
+                 "freeadv": 5, "digits": 5, "gaussians8-aw-paper": 5, "gaussians8-protocols": 3}
 #: iterations of our full protocol (toys: updates/steps; angles: D iterations)
 FULL_STEPS = {"dirac": 20000, "saddle": 3000, "angles": 50, "gaussians8-aw": 3000, "gaussians8-wegan": 1000,
-              "freeadv": 3000, "digits": 3000, "gaussians8-aw-paper": 25000}
+              "freeadv": 3000, "digits": 3000, "gaussians8-aw-paper": 25000, "gaussians8-protocols": 25000}
 #: iterations of the reduced protocol (the toys run in full)
 REDUCED_STEPS = {"dirac": 20000, "saddle": 3000, "angles": 50, "gaussians8-aw": 1000, "gaussians8-wegan": 500,
-                 "freeadv": 1000, "digits": 1000, "gaussians8-aw-paper": 5000}
+                 "freeadv": 1000, "digits": 1000, "gaussians8-aw-paper": 5000, "gaussians8-protocols": 10000}
 #: claim 7's equal tuning: G learning rates tried by every technique, the baseline and the combination (TTUR's
 #: D at 3x G; the others D at G's rate), from adaptive's paper rate 5e-5 doubling to 1.28e-2, on the pilot seeds
 TUNING_GRID = (5e-5, 1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3, 3.2e-3, 6.4e-3, 1.28e-2)
 PILOT_SEEDS = (100, 101)
+#: the techniques of claim 4 under [33]'s protocol
+CLAIM4_PAPER = ("plain", "aw")
 QUICK_STEPS = {"dirac": 60, "saddle": 50, "angles": 3, "gaussians8-aw": 20, "gaussians8-wegan": 10,
-               "freeadv": 20, "digits": 10, "gaussians8-aw-paper": 20}
+               "freeadv": 20, "digits": 10, "gaussians8-aw-paper": 20, "gaussians8-protocols": 20}
 
 #: per claim: the paper's setting, and ours where it differs
 SETTINGS: dict[str, tuple[str, str]] = {
@@ -107,6 +109,24 @@ SETTINGS: dict[str, tuple[str, str]] = {
                             "The same, with 8 distinct centres (angles 2πk/8), β2 0.999, aw = Algorithm 1 on the "
                             "BCE D loss (ε 0.05, α1 0.5, α2 0.75, δ 0.05); 2500 samples per snapshot; both mode "
                             "rules at 3σ = 0.03 of the component std 0.01."),
+    "gaussians8-protocols": ("[33]'s plain-GAN protocol of claim 4 (Zadorozhnyy et al. §5.3): batch 512, 25 000 "
+                             "iterations. Each technique's own paper: aw on this protocol (its §5.3); WeGAN on 8 "
+                             "Gaussians of radius 3 with η ∈ {0.01, 0.1, 0.5}, best 0.01, saturating G loss "
+                             "(Algorithm 1); the adaptive schedule on WGAN losses (λ 1 to 10); TTUR with D faster "
+                             "than G (WGAN-GP 3e-4 / 1e-4); free-adv with 2 replays, L∞ ε 6e-3 for images in "
+                             "[-1, 1], hinge loss.",
+                             "Every technique of `gan-optim compare` on [33]'s protocol (claim 4's, with 8 distinct "
+                             "centres): `paper` = 25 000 iterations, `quick` = the same runs' first 4000 (same "
+                             "seeds, data and noise streams; the default of `gan-optim compare`), read from the "
+                             "paper runs' snapshot at 4000 rather than trained twice. aw: Algorithm 1 "
+                             "on the BCE D loss; wegan: η 0.01 on the saturating G loss; adaptive: λ 1, one network "
+                             "per iteration (so not simultaneous), BCE D and saturating G losses (its paper's scope "
+                             "is WGAN losses); ttur: G at [33]'s 1e-3, D at 3× (3e-3) — [33]'s own rates (D 1e-4, G "
+                             "1e-3) already differ, the other way round; freeadv: 2 replays, L∞ ε 6e-3 (the data "
+                             "lie in [-1.03, 1.03]), BCE ([33]'s loss, the log form of its eq. 4) instead of hinge. "
+                             "Final evaluation 2500 samples (both mode rules), MMD and Fréchet distance on the "
+                             "first 1000. Each technique vs the baseline per metric: better, worse or no difference "
+                             "(intervals separate or not); a part is yes when quick's verdict equals paper's."),
 }
 
 ROW_FIELDS = ["claim", "kind", "item", "group", "n", "mean", "ci_low", "ci_high", "text"]
@@ -576,7 +596,7 @@ def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAU
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     if runs is None:
-        runs = paper.run_all(paper.TECHNIQUES, range(seeds), small, workers=default_workers())
+        runs = paper.run_all(CLAIM4_PAPER, range(seeds), small, workers=default_workers())
         files.append(paper.save(runs, out / "gaussians8_aw_paper.npz"))
     seed_count = len({r["seed"] for r in runs})
     sm = _Summary("gaussians8-aw-paper", steps, seed_count, protocol)
@@ -590,10 +610,10 @@ def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAU
     labels = {"plain": "plain GAN", "aw": "aw-GAN"}
     ci: dict[str, Interval] = {}
     for it in sorted({it for it, _, _ in values}):
-        for tech in paper.TECHNIQUES:
+        for tech in CLAIM4_PAPER:
             ci[tech] = sm.values(f"modes, standard rule (3σ, 20 per 2500), iteration {it}", labels[tech],
                                  values[(it, tech, "modes_standard")])
-    for tech in paper.TECHNIQUES:
+    for tech in CLAIM4_PAPER:
         sm.values(f"modes, our rule (2%), iteration {last}", labels[tech], values[(last, tech, "modes_ours")])
         sm.values(f"high-quality share, iteration {last}", labels[tech], values[(last, tech, "hq")])
     base, aw = ci["plain"], ci["aw"]
@@ -601,6 +621,129 @@ def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAU
     sm.part("plain GAN collapses (fewer than 8 modes)", collapse, f"modes at iteration {last} {_ci_text(base)}")
     covers = "yes" if aw.low >= 8 else ("no" if aw.high < 8 else "undecided")
     sm.part("aw-GAN covers all 8 modes", covers, f"modes at iteration {last} {_ci_text(aw)}")
+    return sm.result(files)
+
+
+#: the metrics compared between protocols: (column, name in the summary)
+PROTOCOL_METRICS = (("modes_veegan", "modes, standard rule (3σ, 20 per 2500)"), ("modes", "modes, our rule (2%)"),
+                    ("hq", "high-quality share"), ("mmd", "MMD"), ("frechet", "Fréchet distance"))
+PROTOCOL_TECHNIQUES = ("baseline", "aw", "wegan", "adaptive", "ttur", "freeadv")
+
+
+def _verdict(a: Interval, base: Interval, lower_better: bool) -> str:
+    """A technique vs the baseline on one metric: better, worse, or no difference (overlapping intervals)."""
+    c = compare(a, base)
+    if c == "no difference":
+        return c
+    return "better" if (c == "lower") == lower_better else "worse"
+
+
+def _verdicts(results: list[RunResult], lower_better: dict[str, bool], row: int = -1,
+              ) -> dict[tuple[str, str], tuple[str, Interval]]:
+    """``{(technique, metric): (verdict vs baseline, interval)}`` from each run's ``row``-th evaluation."""
+    ci = {(t, m): bootstrap_ci([float(r.rows[row].get(m, math.nan)) for r in results if r.technique == t])
+          for t in dict.fromkeys(r.technique for r in results) for m, _ in PROTOCOL_METRICS}
+    return {(t, m): (_verdict(c, ci[("baseline", m)], lower_better[m]), c) for (t, m), c in ci.items()}
+
+
+def _cache_name(name: str, protocol: dict[str, Any]) -> str:
+    """A folder name per protocol, so that saved runs are reused only for the protocol they ran."""
+    return f"{name}_runs_" + "_".join(f"{k}{v}" for k, v in sorted(protocol.items()))
+
+
+def _ranks(means: dict[str, float], lower_better: bool) -> dict[str, float]:
+    """Rank of each technique, 1 = best by its mean; tied means share their average rank."""
+    key = {t: (v if lower_better else -v) for t, v in means.items()}
+    return {t: 1 + sum(key[u] < key[t] for u in key) + (sum(key[u] == key[t] for u in key) - 1) / 2 for t in key}
+
+
+def _order_text(ranks: dict[str, float]) -> str:
+    """Best first; tied techniques joined by '='."""
+    groups: dict[float, list[str]] = {}
+    for t, r in ranks.items():
+        groups.setdefault(r, []).append(t)
+    return ", ".join(" = ".join(groups[r]) for r in sorted(groups))
+
+
+def _spearman(a: dict[str, float], b: dict[str, float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the (tie-averaged) ranks; NaN when one side is all
+    ties."""
+    keys = list(a)
+    x, y = np.array([a[k] for k in keys]), np.array([b[k] for k in keys])
+    if x.std() == 0 or y.std() == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-protocols"],
+                               reduced: bool = False, **_: Any) -> ClaimResult:
+    """Does ``compare --protocol quick`` give ``--protocol paper``'s verdicts? Every technique, both protocols.
+
+    ``quick`` is ``paper`` stopped early: the same seeds, weights, data and noise, so its runs are the
+    paper runs' first iterations (tested: a run's state at iteration k does not depend on how long
+    it goes on). They are read here from the paper runs' snapshot at quick's length rather than
+    trained twice. Each paper run is saved under ``out`` as it finishes and reused from there (an
+    interrupted claim resumes). Per technique and metric, the verdict against the baseline at
+    quick's end is compared with the verdict at paper's end; the paper runs' snapshots (1000
+    iterations apart in full) show from which length on the verdicts are paper's.
+    """
+    from . import paper_gaussians8 as paper
+
+    steps, protocol = _protocol("gaussians8-protocols", quick, reduced)
+    q_steps = int(paper.PROTOCOLS["quick"]["iterations"])
+    base: dict[str, Any] = {}
+    if quick:  # a smoke test: tiny runs, meaningless verdicts
+        q_steps = steps // 2
+        base = {"batch": 64, "n_samples": 500}
+    p_protocol = {**base, "iterations": steps, "every": math.gcd(max(steps // 25, 1), q_steps)}
+    q_protocol = {**base, "iterations": q_steps}
+    seed_list = list(range(seeds))
+    p_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, p_protocol, workers=default_workers(), evaluate=True,
+                           cache=out / _cache_name("paper", p_protocol))
+    q_runs = [{**r, "snapshots": {it: a for it, a in r["snapshots"].items() if it <= q_steps},
+               "log": {it: v for it, v in r["log"].items() if it <= q_steps},
+               "metrics": {it: v for it, v in r["metrics"].items() if it <= q_steps}} for r in p_runs]
+    task = paper.compare_task(p_protocol)
+    files = []
+    q_res, p_res = paper.to_results(q_runs, task), paper.to_results(p_runs, task)
+    for res, name, n in ((q_res, "quick", q_steps), (p_res, "paper", steps)):
+        files.append(write_csv(res, out / f"gaussians8_protocol_{name}.csv"))
+        (out / f"gaussians8_protocol_{name}.md").write_text(summary_markdown(
+            summarize(res, task), task, steps=n, seeds=seed_list, title=f"8 Gaussians, protocol {name}",
+            note=paper.describe(name, q_protocol if name == "quick" else p_protocol)))
+        files.append(out / f"gaussians8_protocol_{name}.md")
+    files.append(plots.plot_curves(p_res, task, out / "gaussians8_protocols_curves.png"))
+    sm = _Summary("gaussians8-protocols", steps, seeds, protocol)
+    sm._add("protocol", "quick iterations", "", mean=q_steps)
+    lower = task.lower_better
+    vq, vp = _verdicts(q_res, lower), _verdicts(p_res, lower)
+    for m, label in PROTOCOL_METRICS:
+        for t in PROTOCOL_TECHNIQUES:
+            sm.stat(f"{label}, quick ({q_steps} iterations)", t, vq[(t, m)][1],
+                    "" if t == "baseline" else f"vs baseline: {vq[(t, m)][0]}")
+            sm.stat(f"{label}, paper ({steps} iterations)", t, vp[(t, m)][1],
+                    "" if t == "baseline" else f"vs baseline: {vp[(t, m)][0]}")
+    for t in PROTOCOL_TECHNIQUES:
+        runs = [r for r in p_runs if r["technique"] == t]
+        sm.values(f"training iterations per second (batch {p_protocol.get('batch', paper.PROTOCOL['batch'])}, "
+                  "one thread)", t, [steps / r["log"][steps][2] for r in runs],
+                  "paper runs, training only (no evaluation); the machine was shared")
+    for m, label in PROTOCOL_METRICS:
+        rq, rp = (_ranks({t: v[(t, m)][1].mean for t in PROTOCOL_TECHNIQUES}, lower[m]) for v in (vq, vp))
+        sm.point(f"{label}: rank correlation of the techniques' means, quick vs paper", "Spearman",
+                 _spearman(rq, rp), f"from the means; best first: quick {_order_text(rq)}; paper {_order_text(rp)}")
+    pairs = [(t, m) for t in PROTOCOL_TECHNIQUES if t != "baseline" for m, _ in PROTOCOL_METRICS]
+    n_rows = len(p_res[0].rows)
+    for i in range(n_rows):
+        it = p_res[0].rows[i]["step"]
+        vi = _verdicts(p_res, lower, i)
+        same = sum(vi[k][0] == vp[k][0] for k in pairs)
+        sm.point(f"verdicts equal to paper's final ones, paper runs at iteration {it}", "paper runs", same,
+                 f"of {len(pairs)} (from the means and intervals at that iteration)")
+    names = dict(PROTOCOL_METRICS)
+    for t, m in pairs:
+        sm.part(f"{t}, {names[m]}: quick's verdict is paper's", "yes" if vq[(t, m)][0] == vp[(t, m)][0] else "no",
+                f"quick: {vq[(t, m)][0]}; paper: {vp[(t, m)][0]}")
     return sm.result(files)
 
 
@@ -613,6 +756,7 @@ CLAIMS: dict[str, Callable[..., ClaimResult]] = {
     "freeadv": claim_freeadv,
     "digits": claim_digits,
     "gaussians8-aw-paper": claim_gaussians8_aw_paper,
+    "gaussians8-protocols": claim_gaussians8_protocols,
 }
 
 

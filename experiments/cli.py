@@ -18,6 +18,8 @@ __all__ = ["DEFAULT_TECHNIQUES", "compare_main", "main", "reproduce_main"]
 
 DEFAULT_TECHNIQUES = "baseline,aw,wegan,adaptive,ttur,freeadv"
 TOY_TASKS = ("dirac", "saddle", "angles")
+PROTOCOL_CHOICES = ("quick", "paper", "short")
+DEFAULT_PROTOCOL = "quick"
 
 
 def _target(text: str) -> tuple[str, float]:
@@ -62,6 +64,10 @@ def _compare_parser() -> argparse.ArgumentParser:
                                             "(same seeds, initial weights and data per technique).")
     p.add_argument("--task", default="gaussians8", choices=("gaussians8", "digits", *TOY_TASKS),
                    help="task (default gaussians8); dirac, saddle and angles run their claim's setting")
+    p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=None,
+                   help="gaussians8 only: 'quick' (default; the plain-GAN protocol of Zadorozhnyy et al. §5.3, "
+                        "4000 of its 25 000 iterations, < 5 min on 2 cores), 'paper' (the whole protocol: 25 000 "
+                        "iterations, batch 512) or 'short' (the 1000-iteration ReLU setting of earlier releases)")
     p.add_argument("--techniques", default=DEFAULT_TECHNIQUES,
                    help="comma-separated; '+' composes components, ':' gives a value "
                         "(e.g. baseline,aw+adaptive,wegan:0.1,nd:5). Default: %(default)s")
@@ -72,14 +78,16 @@ def _compare_parser() -> argparse.ArgumentParser:
                    help="output folder; must be new or empty unless --overwrite (default: a new timestamped "
                         "folder under gan_optim_runs/compare/)")
     p.add_argument("--overwrite", action="store_true", help="write into an --out that already holds files")
-    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (task default)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (task default; not with --protocol quick or paper: those use D 1e-4 / G 1e-3)")
     p.add_argument("--batch", type=_positive_int, default=None, help="batch size (task default)")
-    p.add_argument("--losses", choices=("plain", "paper"), default="plain",
-                   help="plain: the task's D loss and the non-saturating G loss for every technique; paper: each "
-                        "technique with its paper's loss and optimiser (default %(default)s)")
+    p.add_argument("--losses", choices=("plain", "paper"), default=None,
+                   help="digits and --protocol short: 'plain' (default) the task's D loss and the non-saturating G "
+                        "loss for every technique; 'paper' each technique with its paper's loss and optimiser "
+                        "(--protocol quick/paper fix each technique's loss under that protocol)")
     p.add_argument("--target", type=_target, default=None, help="METRIC=VALUE for time-to-target (task default)")
     p.add_argument("--radius", type=_positive_float, default=1.0,
-                   help="gaussians8: ring radius (1: aw paper, 3: WeGAN)")
+                   help="gaussians8 with --protocol short: ring radius (1: aw paper, 3: WeGAN)")
     p.add_argument("--classifier-path", default=None,
                    help="digits: where the FID-digits classifier is cached (default ~/.cache/gan_optim/"
                         "digits_classifier.pt, or $GAN_OPTIM_CACHE)")
@@ -119,6 +127,14 @@ def compare_main(argv: Sequence[str]) -> int:
         print(res.line)
         print(f"wrote {', '.join(str(f) for f in res.files)}")
         return 0
+    if args.protocol is not None and args.task != "gaussians8":
+        parser.error(f"argument --protocol: applies to --task gaussians8 only, not {args.task}")
+    protocol = args.protocol or (DEFAULT_PROTOCOL if args.task == "gaussians8" else None)
+    if protocol in ("quick", "paper"):
+        if args.losses is not None:
+            parser.error(f"argument --losses: --protocol {protocol} fixes each technique's loss (see its summary.md); "
+                         "--losses applies to --task digits and --protocol short")
+        return _compare_paper(parser, args, protocol, out)
     from . import plots
     from .runner import default_workers, run_compare, summarize, summary_markdown, write_csv
     from .tasks import make_task
@@ -136,13 +152,64 @@ def compare_main(argv: Sequence[str]) -> int:
     try:
         results = run_compare(task, techniques, seeds, steps, eval_every=every, progress=not args.no_progress,
                               workers=args.workers or default_workers(), lr=args.lr, batch=args.batch,
-                              losses=args.losses)
+                              losses=args.losses or "plain")
     except ValueError as err:
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2
     summary = summarize(results, task, target)
     write_csv(results, out / "results.csv")
-    md = summary_markdown(summary, task, steps=steps, seeds=seeds, target=target)
+    settings = {r.technique: r.setting for r in results if r.setting is not None}
+    note = (f"Losses (`--losses {args.losses or 'plain'}`): "
+            + "; ".join(f"`{name}`: {setting.source}" for name, setting in settings.items()) + ".")
+    md = summary_markdown(summary, task, steps=steps, seeds=seeds, target=target, note=note)
+    (out / "summary.md").write_text(md)
+    plots.plot_curves(results, task, out / "curves.png")
+    plots.plot_samples(results, task, out / "samples.png")
+    print(md)
+    print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'curves.png'}, {out / 'samples.png'} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, out: Path) -> int:
+    """compare on gaussians8 under the aw paper's §5.3 protocol (``paper``) or its shorter form (``quick``)."""
+    from . import paper_gaussians8 as paper
+    from . import plots
+    from .runner import default_workers, summarize, summary_markdown, write_csv
+
+    if args.lr is not None:
+        parser.error(f"argument --lr: --protocol {name} uses the paper's two rates (D 1e-4, G 1e-3); "
+                     "--protocol short takes one --lr")
+    if args.radius != 1.0:
+        parser.error(f"argument --radius: --protocol {name} is on the unit circle; --protocol short takes --radius")
+    protocol = dict(paper.PROTOCOLS[name])
+    if args.steps is not None:
+        protocol["iterations"] = args.steps
+    if args.batch is not None:
+        protocol["batch"] = args.batch
+    steps = int(protocol.get("iterations", paper.PROTOCOL["iterations"]))
+    protocol["every"] = min(args.eval_every or max(steps // 20, 1), steps)
+    task = paper.compare_task(protocol)
+    target = args.target
+    if target is not None and target[0] not in task.lower_better:
+        parser.error(f"argument --target: unknown metric {target[0]!r} (metrics: {', '.join(task.lower_better)})")
+    techniques = [t.strip() for t in args.techniques.split(",") if t.strip()]
+    seeds = list(range(args.seeds))
+    t0 = time.perf_counter()
+    try:
+        runs = paper.run_all(techniques, seeds, protocol, workers=args.workers or default_workers(),
+                             progress=not args.no_progress, evaluate=True)
+    except ValueError as err:
+        print(f"gan-optim compare: {err}", file=sys.stderr)
+        return 2
+    results = paper.to_results(runs, task)
+    write_csv(results, out / "results.csv")
+    note = paper.describe(name, protocol)
+    if name == "quick":
+        note += (" Whether `quick` gives `paper`'s verdicts is claim `gaussians8-protocols` in docs/RESULTS.md "
+                 "(`gan-optim reproduce gaussians8-protocols`).")
+    md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
+                          title=f"gan-optim compare: gaussians8, protocol {name}", note=note)
     (out / "summary.md").write_text(md)
     plots.plot_curves(results, task, out / "curves.png")
     plots.plot_samples(results, task, out / "samples.png")

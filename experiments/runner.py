@@ -519,8 +519,9 @@ def _fmt(ci: Interval, digits: int = 3) -> str:
 
 
 def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps: int, seeds: Sequence[int],
-                     target: tuple[str, float] | None = None, title: str | None = None) -> str:
-    """The summary table of :func:`summarize` as Markdown."""
+                     target: tuple[str, float] | None = None, title: str | None = None,
+                     note: str | None = None) -> str:
+    """The summary table of :func:`summarize` as Markdown; ``note`` (the protocol) goes above the table."""
     metric_t, value_t = target or task.target
     arrow = "≤" if task.lower_better[metric_t] else "≥"
     metrics = list(task.lower_better)
@@ -538,6 +539,7 @@ def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps
               f"only where their intervals do not overlap. Target: {metric_t} {arrow} {value_t:g}; iterations "
               "to target count a seed that never reached it as its run length, seconds (secondary, training "
               "only) average the seeds that reached it." + notes), "",
+             *([note, ""] if note else []),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in summary.items():
         cells = [f"`{name}`", *[_fmt(s[m]) for m in metrics], _fmt(s["target_step"], 4),

@@ -341,8 +341,8 @@ def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
     from gan_optim.cli import main
 
     out = tmp_path / "cmp"
-    rc = main(["compare", "--steps", "4", "--seeds", "2", "--eval-every", "2", "--no-progress",
-               "--techniques", "baseline,aw+adaptive", "--out", str(out)])
+    rc = main(["compare", "--protocol", "short", "--steps", "4", "--seeds", "2", "--eval-every", "2",
+               "--no-progress", "--techniques", "baseline,aw+adaptive", "--out", str(out)])
     assert rc == 0
     with (out / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -365,8 +365,11 @@ def test_compare_cli_losses_flag(tmp_path, capsys):
     task = make_task("gaussians8")
     for flag in ("plain", "paper"):
         out = tmp_path / flag
-        assert main(["compare", "--steps", "4", "--seeds", "1", "--eval-every", "4", "--no-progress", "--workers",
-                     "1", "--techniques", "adaptive", "--losses", flag, "--out", str(out)]) == 0
+        assert main(["compare", "--protocol", "short", "--steps", "4", "--seeds", "1", "--eval-every", "4",
+                     "--no-progress", "--workers", "1", "--techniques", "adaptive", "--losses", flag, "--out",
+                     str(out)]) == 0
+        source = train_run(task, "adaptive", 0, 1, eval_every=1, losses=flag).setting.source
+        assert f"`adaptive`: {source}" in (out / "summary.md").read_text()
         with (out / "results.csv").open() as f:
             last = list(csv.DictReader(f))[-1]
         ref = train_run(task, "adaptive", 0, 4, eval_every=4, losses=flag).rows[-1]
@@ -379,6 +382,9 @@ def test_compare_cli_losses_flag(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["compare", "--losses", "papers", "--out", str(tmp_path / "bad")])
     assert err.value.code == 2 and "--losses" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:  # quick/paper fix each technique's loss themselves
+        main(["compare", "--losses", "paper", "--out", str(tmp_path / "bad2")])
+    assert err.value.code == 2 and "--protocol quick fixes" in capsys.readouterr().err
 
 
 def test_reproduce_cli_prints_verdict(tmp_path, capsys):
