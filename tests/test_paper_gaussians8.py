@@ -403,3 +403,24 @@ def test_rank_correlation_is_spearmans_with_average_ranks(a, b, lower_better):
     assert _spearman(ra, rb) == pytest.approx(expected, abs=1e-12)
     if len(set(a)) == 6:  # no ties: 1 - 6 sum d^2 / (n (n^2 - 1))
         assert _spearman(ra, ra) == pytest.approx(1.0)
+
+
+def test_window_verdicts_average_each_runs_evaluations_from_the_window_start():
+    """Per seed the metric is the mean of its rows at step >= start; the verdict compares those means' intervals."""
+    from gan_optim_experiments.claims import PROTOCOL_METRICS, _window_verdicts
+    from gan_optim_experiments.runner import RunResult
+
+    def run(technique, seed, mmd_values):
+        rows = [{"step": s, "mmd": v, **{m: 1.0 for m, _ in PROTOCOL_METRICS if m != "mmd"}}
+                for s, v in zip((100, 200, 300), mmd_values)]
+        return RunResult(technique, seed, rows)
+
+    # From step 200 on, the per-seed means are aw (9.0, 9.55, 10.1) vs baseline (5.25, 5.75, 6.25): worse.
+    # From step 300 on (the last evaluation alone): aw (0.0, 0.1, 0.2) vs baseline (0.5, 1.0, 1.5): better.
+    results = [run("baseline", k, (0.0, 10.0 + k / 2, 0.5 + k / 2)) for k in range(3)]
+    results += [run("aw", k, (0.0, 18.0 + k, 0.0 + k / 10)) for k in range(3)]
+    lower = {m: m in ("mmd", "frechet") for m, _ in PROTOCOL_METRICS}
+    assert _window_verdicts(results, lower, 200)[("aw", "mmd")] == "worse"
+    assert _window_verdicts(results, lower, 300)[("aw", "mmd")] == "better"
+    assert _window_verdicts(results, lower, 200)[("aw", "hq")] == "no difference"
+    assert ("baseline", "mmd") not in _window_verdicts(results, lower, 100)
