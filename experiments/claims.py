@@ -762,9 +762,11 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     shifted = _window_verdicts(earlier, lower, p_start - every)
     window = f"iterations ≥ {q_start:g} (quick) and ≥ {p_start:g} (paper), the last {WINDOW_FRACTION:.0%} of each"
     sm.point("averaged verdicts: quick's equal to paper's", "quick vs paper", sum(wq[k] == wp[k] for k in pairs),
-             f"of {len(pairs)}; each run's metric averaged over its evaluations at {window}")
+             f"of {len(pairs)} (from the means and intervals of each run's metric averaged over its evaluations "
+             f"at {window})")
     sm.point("averaged verdicts: paper's, with the window one evaluation earlier, equal to paper's", "paper runs",
-             sum(shifted[k] == wp[k] for k in pairs), f"of {len(pairs)} (how steady the averaged verdicts are)")
+             sum(shifted[k] == wp[k] for k in pairs), f"of {len(pairs)} (from the means and intervals; how steady "
+             "the averaged verdicts are)")
     for t, m in pairs:
         if wq[(t, m)] != wp[(t, m)]:
             sm.note(f"averaged verdicts that differ: {t}, {dict(PROTOCOL_METRICS)[m]}", "quick vs paper",
