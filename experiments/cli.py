@@ -8,6 +8,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -135,8 +136,7 @@ def compare_main(argv: Sequence[str]) -> int:
             parser.error(f"argument --losses: --protocol {protocol} fixes each technique's loss (see its summary.md); "
                          "--losses applies to --task digits and --protocol short")
         return _compare_paper(parser, args, protocol, out)
-    from . import plots
-    from .runner import default_workers, run_compare, summarize, summary_markdown, write_csv
+    from .runner import default_workers, run_compare, summarize, summary_markdown
     from .tasks import make_task
 
     options = {"radius": args.radius} if args.task == "gaussians8" else {"classifier_path": args.classifier_path}
@@ -156,12 +156,20 @@ def compare_main(argv: Sequence[str]) -> int:
     except ValueError as err:
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2
-    summary = summarize(results, task, target)
-    write_csv(results, out / "results.csv")
     settings = {r.technique: r.setting for r in results if r.setting is not None}
     note = (f"Losses (`--losses {args.losses or 'plain'}`): "
             + "; ".join(f"`{name}`: {setting.source}" for name, setting in settings.items()) + ".")
-    md = summary_markdown(summary, task, steps=steps, seeds=seeds, target=target, note=note)
+    md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
+                          note=note)
+    return _write_outputs(results, task, md, out, t0)
+
+
+def _write_outputs(results: Sequence[Any], task: Any, md: str, out: Path, t0: float) -> int:
+    """results.csv, summary.md (``md``), curves.png and samples.png of a compare; prints the summary."""
+    from . import plots
+    from .runner import write_csv
+
+    write_csv(results, out / "results.csv")
     (out / "summary.md").write_text(md)
     plots.plot_curves(results, task, out / "curves.png")
     plots.plot_samples(results, task, out / "samples.png")
@@ -174,8 +182,7 @@ def compare_main(argv: Sequence[str]) -> int:
 def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, out: Path) -> int:
     """compare on gaussians8 under the aw paper's §5.3 protocol (``paper``) or its shorter form (``quick``)."""
     from . import paper_gaussians8 as paper
-    from . import plots
-    from .runner import default_workers, summarize, summary_markdown, write_csv
+    from .runner import default_workers, summarize, summary_markdown
 
     if args.lr is not None:
         parser.error(f"argument --lr: --protocol {name} uses the paper's two rates (D 1e-4, G 1e-3); "
@@ -203,20 +210,13 @@ def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, na
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2
     results = paper.to_results(runs, task)
-    write_csv(results, out / "results.csv")
     note = paper.describe(name, protocol)
     if name == "quick":
         note += (" Whether `quick` gives `paper`'s verdicts is claim `gaussians8-protocols` in docs/RESULTS.md "
                  "(`gan-optim reproduce gaussians8-protocols`).")
     md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
                           title=f"gan-optim compare: gaussians8, protocol {name}", note=note)
-    (out / "summary.md").write_text(md)
-    plots.plot_curves(results, task, out / "curves.png")
-    plots.plot_samples(results, task, out / "samples.png")
-    print(md)
-    print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'curves.png'}, {out / 'samples.png'} "
-          f"in {time.perf_counter() - t0:.1f} s")
-    return 0
+    return _write_outputs(results, task, md, out, t0)
 
 
 def reproduce_main(argv: Sequence[str]) -> int:
