@@ -82,7 +82,9 @@ CAVEATS = {
               "technique, the baseline and the combination had the same learning-rate search (the pilot rows), "
               "on pilot seeds apart from the evaluation seeds; a rate chosen at the grid's top end means the "
               "search may have stopped short of that technique's best. The FID-digits target was set from a "
-              "baseline pilot run.",
+              "baseline pilot run. Time to target is read at the evaluations, one every thirtieth of the run "
+              "(100 iterations in the full protocol): intervals that separate by one evaluation step sit at the "
+              "resolution of the measurement.",
 }
 
 
