@@ -23,6 +23,34 @@ import torch
 
 STANDINS = Path(__file__).parent / "standins"
 
+#: the environment variable naming each real checkout, and how its skip reason names the repository
+CHECKOUT_VARIABLES = {"biggan": ("GAN_OPTIM_BIGGAN_DIR", "a BigGAN-PyTorch", "BigGAN"),
+                      "autogan": ("GAN_OPTIM_AUTOGAN_DIR", "an AutoGAN", "AutoGAN")}
+
+
+def real_checkout(kind: str) -> tuple[str | None, list]:
+    """``(path or None, pytestmark)`` for a test module run against the real ``kind`` checkout: marked
+    ``upstream`` and skipped, with the reason, when its variable is not set."""
+    import pytest
+
+    variable, article, name = CHECKOUT_VARIABLES[kind]
+    repo = os.environ.get(variable)
+    return repo, [pytest.mark.upstream,
+                  pytest.mark.skipif(not repo, reason=f"{variable} is not set: point it at {article} checkout "
+                                                      f"to run the {name} integration tests")]
+
+
+def autogan_networks(models, args):
+    """AutoGAN's ``autogan_cifar10_a`` G and D and their Adam optimizers as its train.py builds them, seeded."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    G = models.autogan_cifar10_a.Generator(args=args)
+    D = models.autogan_cifar10_a.Discriminator(args=args)
+    return (G, D, torch.optim.Adam(G.parameters(), args.g_lr, (args.beta1, args.beta2)),
+            torch.optim.Adam(D.parameters(), args.d_lr, (args.beta1, args.beta2)))
+
 
 def _under(module: types.ModuleType, root: str) -> bool:
     f = getattr(module, "__file__", None)

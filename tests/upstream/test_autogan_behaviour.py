@@ -7,24 +7,18 @@ optimizers observed from the outside, and references computed here, independentl
 from __future__ import annotations
 
 import contextlib
-import os
 import types
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from upstream._observe import (GradAtStep, Recorder, assert_grads_close, assert_schedule, aw_hinge_expected, changed,
                                grads, params_of)
-from upstream._shims import RecordingWriter, autogan_stubs, cuda_float_tensor_on_cpu, repo_on_path, synthetic_loader
+from upstream._shims import (RecordingWriter, autogan_networks, autogan_stubs, cuda_float_tensor_on_cpu,
+                             real_checkout, repo_on_path, synthetic_loader)
 
-REPO = os.environ.get("GAN_OPTIM_AUTOGAN_DIR")
-pytestmark = [
-    pytest.mark.upstream,
-    pytest.mark.skipif(not REPO, reason="GAN_OPTIM_AUTOGAN_DIR is not set: point it at an AutoGAN checkout "
-                                        "to run the AutoGAN integration tests"),
-]
+REPO, pytestmark = real_checkout("autogan")
 
 
 @contextlib.contextmanager
@@ -40,12 +34,7 @@ def autogan(technique: str, n_critic: int = 1, lr_decay_over: int | None = None,
                                      gen_batch_size=6, dis_batch_size=4, n_critic=n_critic, print_freq=1000,
                                      max_epoch=1, g_lr=2e-4, d_lr=2e-4, beta1=0.0, beta2=0.9,
                                      init_type="xavier_uniform")
-        torch.manual_seed(0)
-        np.random.seed(0)
-        G = models.autogan_cifar10_a.Generator(args=args)
-        D = models.autogan_cifar10_a.Discriminator(args=args)
-        opt_g = torch.optim.Adam(G.parameters(), args.g_lr, (args.beta1, args.beta2))
-        opt_d = torch.optim.Adam(D.parameters(), args.d_lr, (args.beta1, args.beta2))
+        G, D, opt_g, opt_d = autogan_networks(models, args)
         batches = [b for b in synthetic_loader(40, args.dis_batch_size, size=8 * bottom_width)]
         scheds = None
         if lr_decay_over is not None:

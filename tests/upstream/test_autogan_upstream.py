@@ -11,21 +11,16 @@ the adapter replaces), with AutoGAN's ``LinearLrDecay`` and moving average.
 from __future__ import annotations
 
 import copy
-import os
 import types
 
 import numpy as np
 import pytest
 import torch
 
-from upstream._shims import RecordingWriter, autogan_stubs, cuda_float_tensor_on_cpu, repo_on_path, synthetic_loader
+from upstream._shims import (RecordingWriter, autogan_networks, autogan_stubs, cuda_float_tensor_on_cpu,
+                             real_checkout, repo_on_path, synthetic_loader)
 
-REPO = os.environ.get("GAN_OPTIM_AUTOGAN_DIR")
-pytestmark = [
-    pytest.mark.upstream,
-    pytest.mark.skipif(not REPO, reason="GAN_OPTIM_AUTOGAN_DIR is not set: point it at an AutoGAN checkout "
-                                        "to run the AutoGAN integration tests"),
-]
+REPO, pytestmark = real_checkout("autogan")
 
 
 def _args(n_critic: int):
@@ -42,12 +37,7 @@ def _run(n_critic: int, epochs: int, technique: str | None = None, **options):
 
         handle = autogan.patch(technique, namespaces=[], **options) if technique is not None else None
         args = _args(n_critic)
-        torch.manual_seed(0)
-        np.random.seed(0)
-        G = models.autogan_cifar10_a.Generator(args=args)
-        D = models.autogan_cifar10_a.Discriminator(args=args)
-        opt_g = torch.optim.Adam(G.parameters(), args.g_lr, (args.beta1, args.beta2))
-        opt_d = torch.optim.Adam(D.parameters(), args.d_lr, (args.beta1, args.beta2))
+        G, D, opt_g, opt_d = autogan_networks(models, args)
         loader = synthetic_loader(20, args.dis_batch_size)  # 5 batches per epoch
         total = epochs * len(loader)
         scheds = (functions.LinearLrDecay(opt_g, args.g_lr, 0.0, 0, total),

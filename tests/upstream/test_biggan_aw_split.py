@@ -8,7 +8,6 @@ pass: the split must equal two autograd.grad calls per part, in float64.
 from __future__ import annotations
 
 import copy
-import os
 import warnings
 
 import numpy as np
@@ -16,14 +15,9 @@ import pytest
 import torch
 
 from _reference import algorithm1
-from upstream._shims import biggan_stubs, repo_on_path
+from upstream._shims import biggan_stubs, real_checkout, repo_on_path
 
-REPO = os.environ.get("GAN_OPTIM_BIGGAN_DIR")
-pytestmark = [
-    pytest.mark.upstream,
-    pytest.mark.skipif(not REPO, reason="GAN_OPTIM_BIGGAN_DIR is not set: point it at a BigGAN-PyTorch checkout "
-                                        "to run the BigGAN integration tests"),
-]
+REPO, pytestmark = real_checkout("biggan")
 
 
 @pytest.mark.parametrize("attention", ["0", "16"])

@@ -11,7 +11,6 @@ checks that they do.
 from __future__ import annotations
 
 import contextlib
-import os
 import types
 
 import pytest
@@ -20,14 +19,9 @@ import torch.nn.functional as F
 
 from upstream._observe import (GradAtStep, Recorder, assert_grads_close, assert_schedule, aw_hinge_expected, changed,
                                grads, params_of)
-from upstream._shims import biggan_stubs, repo_on_path
+from upstream._shims import biggan_stubs, real_checkout, repo_on_path
 
-REPO = os.environ.get("GAN_OPTIM_BIGGAN_DIR")
-pytestmark = [
-    pytest.mark.upstream,
-    pytest.mark.skipif(not REPO, reason="GAN_OPTIM_BIGGAN_DIR is not set: point it at a BigGAN-PyTorch checkout "
-                                        "to run the BigGAN integration tests"),
-]
+REPO, pytestmark = real_checkout("biggan")
 
 ARGS = ["--dataset", "C10", "--G_ch", "8", "--D_ch", "8", "--batch_size", "8", "--G_attn", "0", "--D_attn", "0",
         "--toggle_grads", "--seed", "0"]

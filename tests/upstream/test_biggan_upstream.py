@@ -9,19 +9,13 @@ synthetic batches.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch
 
-from upstream._shims import biggan_stubs, repo_on_path
+from upstream._shims import biggan_stubs, real_checkout, repo_on_path
 
-REPO = os.environ.get("GAN_OPTIM_BIGGAN_DIR")
-pytestmark = [
-    pytest.mark.upstream,
-    pytest.mark.skipif(not REPO, reason="GAN_OPTIM_BIGGAN_DIR is not set: point it at a BigGAN-PyTorch checkout "
-                                        "to run the BigGAN integration tests"),
-]
+REPO, pytestmark = real_checkout("biggan")
 
 ARGS = ["--dataset", "C10", "--G_ch", "8", "--D_ch", "8", "--batch_size", "8", "--G_attn", "0", "--D_attn", "0",
         "--ema", "--ema_start", "2", "--toggle_grads", "--seed", "0"]
