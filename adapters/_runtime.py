@@ -27,11 +27,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import _patching
+from .metrics import IMAGE_SUFFIXES
 
 __all__ = ["ImageFolderData", "autogan_image_folder", "biggan_image_folder", "on_cpu"]
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
 
 def _cpu(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("cuda"):
@@ -112,7 +110,7 @@ class ImageFolderData(torch.utils.data.Dataset):
             raise ValueError(f"Invalid --image-folder: {str(root)!r} is not a folder")
         classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         self.samples = [(f, label) for label, name in enumerate(classes)
-                        for f in sorted((root / name).iterdir()) if f.suffix.lower() in _IMAGE_SUFFIXES]
+                        for f in sorted((root / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
         if not self.samples:
             raise ValueError(f"Invalid --image-folder: no images in class subfolders of {str(root)!r} "
                              f"(expected {root}/<class>/*.png)")

@@ -24,12 +24,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["NO_FID", "InceptionMetrics", "autogan_metric_modules", "biggan_prepare_inception_metrics", "install",
-           "load_images"]
+__all__ = ["IMAGE_SUFFIXES", "NO_FID", "InceptionMetrics", "autogan_metric_modules", "biggan_prepare_inception_metrics",
+           "image_files", "install", "load_images"]
 
 #: BigGAN-PyTorch's value for "FID not computed".
 NO_FID = 9999.0
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: the image files read from folders (FID references, --image-folder)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def _check_file(name: str, path: str | os.PathLike) -> Path:
@@ -141,13 +142,21 @@ class InceptionMetrics:
             return float(metric.compute())
 
 
-def load_images(folder: str | os.PathLike) -> torch.Tensor:
-    """Every image file in ``folder`` (sorted by name) as one uint8 ``(N, 3, H, W)`` tensor."""
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files under ``folder``, subfolders included, sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_images(folder: str | os.PathLike, limit: int | None = None) -> torch.Tensor:
+    """The image files under ``folder`` (:func:`image_files`) as one uint8 ``(N, 3, H, W)`` tensor; with
+    ``limit``, at most that many, evenly spaced over the sorted list."""
     from PIL import Image
 
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
-        raise ValueError(f"Invalid image folder: no {'/'.join(_IMAGE_SUFFIXES)} files in {str(folder)!r}")
+        raise ValueError(f"Invalid image folder: no {'/'.join(IMAGE_SUFFIXES)} files in {str(folder)!r}")
+    if limit is not None and len(files) > limit:
+        files = files[::len(files) // limit][:limit]
     arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     return torch.as_tensor(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence, cast
 
-from gan_optim.cli import positive_int as _positive_int
+from gan_optim.adapters.metrics import image_files
 
 __all__ = ["CONFIGS", "DEFAULT_TECHNIQUES", "REPOS", "BaselineRun", "add_arguments", "read_autogan_log",
            "read_biggan_log", "run", "check", "write_digits_images"]
@@ -117,23 +117,14 @@ def write_digits_images(folder: str | os.PathLike, n: int = TINY_IMAGES, size: i
     return folder
 
 
-def _count_images(folder: Path) -> int:
-    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
-
-
 def reference_statistics(weights: str, folder: Path, out: Path, limit: int) -> Path:
-    """FID reference ``mu``/``sigma`` of (at most ``limit``) images of ``folder``, saved as ``out`` (.npz)."""
+    """FID reference ``mu``/``sigma`` of (at most ``limit``, evenly spaced) images under ``folder``, saved as
+    ``out`` (.npz)."""
     import numpy as np
-    import torch
-    from PIL import Image
 
-    from gan_optim.adapters.metrics import InceptionMetrics
+    from gan_optim.adapters.metrics import InceptionMetrics, load_images
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
-    step = max(len(files) // limit, 1)
-    chosen = files[::step][:limit]
-    images = torch.as_tensor(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in chosen]))
-    mu, sigma = InceptionMetrics(weights).pool_statistics(images.permute(0, 3, 1, 2).contiguous())
+    mu, sigma = InceptionMetrics(weights).pool_statistics(load_images(folder, limit))
     np.savez(out, mu=mu, sigma=sigma)
     return out
 
@@ -383,7 +374,7 @@ def run(settings: Settings, args: argparse.Namespace, script_args: Sequence[str]
         reference = reference_statistics(weights, reference, out / "fid_reference.npz", 10_000)
     flags = [*CONFIGS[repo_kind][config], *script_args]
     seeds = list(range(args.seeds))
-    n_images = _count_images(image_folder) if image_folder is not None else 50_000
+    n_images = len(image_files(image_folder)) if image_folder is not None else 50_000
     batches_per_epoch = math.ceil(n_images / int(_last_value(flags, ("-dis_bs", "--dis_batch_size"), "64")))
     dataset = _last_value(flags, ("--dataset",), "cifar10").lower()
     runs, jobs = [], []

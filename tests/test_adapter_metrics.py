@@ -120,3 +120,22 @@ def test_autogan_modules_score_a_png_folder_against_its_fid_stat(m, tmp_path):
         m.inception_score(fake, splits=1)[0], rel=1e-9)
     with pytest.raises(RuntimeError, match="--inception-weights"):
         M.autogan_metric_modules(None)["utils.inception_score"].get_inception_score(hwc)
+
+
+def test_load_images_reads_class_subfolders_in_path_order_and_spaces_a_limit(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gan_optim.adapters.metrics import load_images
+
+    values = {}
+    for k in range(6):
+        folder = tmp_path / ("a" if k < 3 else "b")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(np.full((2, 3, 3), 10 * k, dtype=np.uint8)).save(folder / f"{k}.png")
+        values[k] = 10 * k
+    (tmp_path / "b" / "notes.txt").write_text("not an image")
+    every = load_images(tmp_path)
+    assert every.shape == (6, 3, 2, 3) and every[:, 0, 0, 0].tolist() == [0, 10, 20, 30, 40, 50]
+    assert load_images(tmp_path, limit=3)[:, 0, 0, 0].tolist() == [0, 20, 40]  # every second file
+    assert load_images(tmp_path, limit=10).shape[0] == 6
