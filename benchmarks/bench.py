@@ -50,7 +50,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from gan_optim.cli import positive_int as _positive_int
+from gan_optim.cli import non_negative_float, positive_int as _positive_int
 
 from .cases import COMPONENTS, make_case
 from .models import BIGGAN_DIR_ENV, FULL, MODELS, OPTIONAL_MODELS, QUICK, BenchSizes, build_models
@@ -132,7 +132,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    help="timed pairs per row (default 5 quick, 21 full)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads (default 1: steadier timings on a shared machine)")
-    p.add_argument("--min-sample-ms", type=float, default=None,
+    p.add_argument("--min-sample-ms", type=non_negative_float, default=None,
                    help="repeat short steps within a sample until it lasts this long (default 5 quick, 50 full)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--progress", action="store_true", help="name each row on stderr as it starts")
@@ -155,7 +155,7 @@ def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
     if args.repeats is not None:
         sizes = dataclasses.replace(sizes, repeats=args.repeats)
     if args.min_sample_ms is not None:
-        sizes = dataclasses.replace(sizes, min_sample_seconds=max(0.0, args.min_sample_ms) / 1e3)
+        sizes = dataclasses.replace(sizes, min_sample_seconds=args.min_sample_ms / 1e3)
     device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gan-optim bench: --device cuda but no CUDA device is available", file=sys.stderr)

@@ -34,9 +34,11 @@ def _target(text: str) -> tuple[str, float]:
     return metric, number
 
 
-def _output_folder(parser: argparse.ArgumentParser, out: str | None, default: str, overwrite: bool) -> Path:
+def _output_folder(parser: argparse.ArgumentParser, out: str | None, default: str, overwrite: bool,
+                   created: list[Path] | None = None) -> Path:
     """The folder to write: an explicit --out must be new or empty (or --overwrite); the default gets a fresh
-    timestamped subfolder, so running the same command twice keeps both results."""
+    timestamped subfolder, so running the same command twice keeps both results. The folders this makes are
+    appended to ``created`` (outermost first), so that a refused run can take them away again."""
     if out is None:
         path = Path(default) / time.strftime("%Y%m%d-%H%M%S")
         suffix = 1
@@ -49,8 +51,11 @@ def _output_folder(parser: argparse.ArgumentParser, out: str | None, default: st
             parser.error(f"--out {out}: exists and is not a folder")
         if path.is_dir() and any(path.iterdir()) and not overwrite:
             parser.error(f"--out {out}: exists and is not empty (pass --overwrite to write into it)")
+    new = [d for d in (path, *path.parents) if not d.exists()][::-1]
     try:
         path.mkdir(parents=True, exist_ok=True)
+        if created is not None:
+            created.extend(new)
         probe = path / ".gan_optim_write_test"
         probe.write_text("")
         probe.unlink()
@@ -105,8 +110,32 @@ def _compare_parser() -> argparse.ArgumentParser:
 STEPS_DEFAULT = {"gaussians8": 1000, "digits": 2000}
 
 
+def _remove_if_empty(folders: Sequence[Path]) -> None:
+    """Take away the folders a refused run made (innermost first), never one that holds anything."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def compare_main(argv: Sequence[str]) -> int:
-    """``gan-optim compare``: writes results.csv, summary.md, curves.png and samples.png under ``--out``."""
+    """``gan-optim compare``: writes results.csv, summary.md, curves.png and samples.png under ``--out``.
+
+    A refused run (exit status 2) leaves no output folder behind."""
+    created: list[Path] = []
+    try:
+        code = _compare(argv, created)
+    except SystemExit as exit_:
+        if exit_.code == 2:
+            _remove_if_empty(created)
+        raise
+    if code == 2:
+        _remove_if_empty(created)
+    return code
+
+
+def _compare(argv: Sequence[str], created: list[Path]) -> int:
     parser = _compare_parser()
     argv = list(argv)
     script_args = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -118,9 +147,9 @@ def compare_main(argv: Sequence[str]) -> int:
         from . import baselines
 
         settings = baselines.check(args, parser)
-        out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite)
+        out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite, created)
         return baselines.run(settings, args, script_args, out)
-    out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite)
+    out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite, created)
     if args.task in TOY_TASKS:
         from .claims import run_claim
 
@@ -225,7 +254,7 @@ def reproduce_main(argv: Sequence[str]) -> int:
 
     p = argparse.ArgumentParser(prog="gan-optim reproduce",
                                 description="Run one paper claim's setting (or all of them), write its plot, its "
-                                            "raw CSV and a summary CSV (means with bootstrap 95%% intervals), "
+                                            "raw CSV and a summary CSV (means with bootstrap 95% intervals), "
                                             "and print a verdict.")
     p.add_argument("claim", choices=[*CLAIMS, "all"], help="a claim, or all of them")
     p.add_argument("--out", default="gan_optim_runs/reproduce", help="output folder (default %(default)s)")

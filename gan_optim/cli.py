@@ -44,20 +44,35 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{value} (must be a finite number >= 0)")
+    return value
+
+
 def _usage() -> str:
     lines = ["usage: gan-optim <command> [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "With no command, runs `gan-optim compare` (gaussians8, every technique)."]
+    lines += ["", "`gan-optim COMMAND --help` describes each command; `gan-optim --version` prints the version.",
+              "The main job, every technique on the eight Gaussians: gan-optim compare"]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
+    # A bare command prints help instead of starting a multi-minute run.
+    if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    if not argv or argv[0].startswith("-"):
-        argv = ["compare", *argv]
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+        print(f"gan-optim {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in SUBCOMMANDS:
         print(f"gan-optim: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)

@@ -20,18 +20,34 @@ def test_unknown_command_is_an_error(capsys):
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
 
 
-def test_no_command_means_compare(monkeypatch):
-    seen = {}
+def test_bare_command_prints_help_and_starts_nothing(monkeypatch, capsys):
+    def no_import(name):
+        raise AssertionError(f"a bare gan-optim must not load {name}")
 
-    class FakeModule:
-        @staticmethod
-        def main(command, argv):
-            seen["call"] = (command, argv)
-            return 0
+    monkeypatch.setattr(cli.importlib, "import_module", no_import)
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: gan-optim") and "compare" in out
 
-    monkeypatch.setattr(cli.importlib, "import_module", lambda name: FakeModule)
-    assert cli.main([]) == 0 and seen["call"] == ("compare", [])
-    assert cli.main(["--seeds", "1"]) == 0 and seen["call"] == ("compare", ["--seeds", "1"])
+
+def test_version_prints_the_package_version(capsys):
+    from importlib.metadata import version
+    for flag in ("--version", "-V"):
+        assert cli.main([flag]) == 0
+        assert capsys.readouterr().out.strip() == f"gan-optim {version('gan-optim')}"
+
+
+def test_options_without_a_command_are_refused(capsys):
+    assert cli.main(["--seeds", "1"]) == 2
+    assert "unknown command '--seeds'" in capsys.readouterr().err
+
+
+def test_reproduce_help_shows_a_plain_percent_sign(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["reproduce", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "%%" not in out
 
 
 def test_python_dash_m_entry_point():
@@ -59,6 +75,8 @@ MISTAKES = [
     (["reproduce", "all", "--quick", "--reduced"], "not allowed with"),
     (["bench", "--device", "tpu9"], "--device"),
     (["bench", "--repeats", "0"], "--repeats"),
+    (["bench", "--min-sample-ms", "inf"], "--min-sample-ms"),
+    (["bench", "--min-sample-ms", "-1"], "--min-sample-ms"),
     (["biggan", "--repo", "{tmp}", "--technique", "wegan", "--eta", "5"], "eta"),
     (["autogan", "--repo", "{tmp}", "--technique", "freeadv", "--replays", "0"], "replays"),
     (["biggan", "--repo", "{tmp}", "--technique", "aw"], "is not a BigGAN-PyTorch checkout (no losses"),
@@ -94,3 +112,20 @@ def test_compare_out_that_is_a_file_or_not_empty_is_refused(kind, tmp_path, caps
     assert exit_.value.code == 2 and "--out" in capsys.readouterr().err
     if kind == "existing":
         assert (target / "results.csv").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--techniques", "nosuchtechnique", "--protocol", "short"],    # refused by the runner (return 2)
+    ["--task", "digits", "--protocol", "quick"],                   # refused by the parser (SystemExit 2)
+    ["--target", "nosuchmetric=1", "--protocol", "short"],
+])
+@pytest.mark.parametrize("where", ["explicit", "default"])
+def test_a_refused_compare_writes_no_folder(argv, where, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = ["--out", str(tmp_path / "new" / "out")] if where == "explicit" else []
+    try:
+        code = cli.main(["compare", "--steps", "1", "--seeds", "1", "--no-progress", *out, *argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2 and "Traceback" not in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
