@@ -92,7 +92,8 @@ def gradient_pairs(*, dim: tuple[int, int] = (2, 8), angle: tuple[float, float] 
         v = math.cos(theta) * u + math.sin(theta) * w
 
         def scaled(x: torch.Tensor) -> torch.Tensor:
-            if zeros and draw(st.integers(0, 9)) == 0:
+            # Hypothesis favours the ends of a range; a value inside it comes up about one time in ten.
+            if zeros and draw(st.integers(0, 9)) == 5:
                 return torch.zeros(n, dtype=dtype)
             mantissa = draw(st.floats(0.5, 1.0))
             exponent = draw(st.integers(low_e, high_e))

@@ -25,6 +25,24 @@ def test_gradient_pairs_reach_zero_and_tiny_norms_in_their_dtype(pair):
     assert all(g.dtype == torch.float32 and bool(torch.isfinite(g).all()) for g in pair)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gradient_pairs_are_exactly_zero_about_one_time_in_ten(dtype):
+    # The documented rate: "one vector in about ten is exactly zero". Many more would make the property
+    # tests that use the kit pass trivially on degenerate examples.
+    seen = {"vectors": 0, "zero": 0}
+
+    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
+    @given(testing.gradient_pairs(dtype=dtype))
+    def draw(pair):
+        for g in pair:
+            seen["vectors"] += 1
+            seen["zero"] += int(not bool(g.any()))
+
+    draw()
+    rate = seen["zero"] / seen["vectors"]
+    assert 0.03 <= rate <= 0.2, rate
+
+
 def test_gradient_pairs_rejects_exponents_the_dtype_cannot_hold():
     with pytest.raises(ValueError, match="norm_exponent"):
         testing.gradient_pairs(norm_exponent=(400, 500), dtype=torch.float32)
