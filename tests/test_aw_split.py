@@ -234,7 +234,7 @@ class _FoldedOutputD(nn.Module):
     (_FoldedOutputD, ["a reshape of 6 rows into the 12 scored ones"]),
     (_BatchNormD, ["layer 'bn'", "batch normalisation in training mode"]),
     (_MinibatchStdD, ["batch"]),
-    (_MixingD, ["mixes samples", "'l1.weight'"]),
+    (_MixingD, ["batch", "RollBackward0"]),
     (_LooseParameterD, ["parameter 'shift'"]),
 ])
 def test_fallback_warns_once_naming_the_cause_and_stays_exact(cls, names):
@@ -316,7 +316,7 @@ def test_an_overflowing_first_step_does_not_decide_the_split():
         d_fake, d_real = _forward(D, "plain", 1e4 * xr.float(), 1e4 * xf.float(), None)  # large input gradients
         scaler.scale(aw.from_outputs(d_real, d_fake)).backward()  # non-finite: left for the scaler to skip
         assert not all(bool(torch.isfinite(p.grad).all()) for p in D.parameters())
-        assert not aw._split_checked and not aw._split_refused  # nothing decided on that step
+        assert not aw._split.checked and not aw._split.refused  # nothing decided on that step
         scaler.update(1.0)  # as after a skipped step, with a scale that fits
         for p in D.parameters():
             p.grad = None
@@ -325,3 +325,157 @@ def test_an_overflowing_first_step_does_not_decide_the_split():
     expected, _ = _reference(D_ref, "plain", xr, xf, None)
     for p, e in zip(D.parameters(), expected):
         torch.testing.assert_close(p.grad.double(), e, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------- issue fixes
+def _steps(D, aw, steps, pick=None, before_step=None):
+    """``steps`` calls of from_outputs on a float64 D, each compared with the float64 reference loop.
+
+    Returns the RuntimeWarnings' messages. ``pick(out, n)`` takes (d_fake, d_real) from D's output.
+    """
+    pick = pick or (lambda out, n: torch.split(out, [n, n]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(steps):
+            if before_step is not None:
+                before_step(D, step)
+            xr, xf, _ = _data("plain", seed=step)
+            D_ref = copy.deepcopy(D)
+            d_fake, d_real = pick(D_ref(torch.cat([xf, xr])), len(xr))
+            params = [p for p in D_ref.parameters() if p.requires_grad]
+            g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True, allow_unused=True)
+            g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params, allow_unused=True)
+            for p in D.parameters():
+                p.grad = None
+            d_fake, d_real = pick(D(torch.cat([xf, xr])), len(xr))
+            aw.from_outputs(d_real, d_fake).backward()
+            w_r, w_f = float(aw.last.w_real), float(aw.last.w_fake)
+            trainable = [p for p in D.parameters() if p.requires_grad]
+            for p, a, b in zip(trainable, g_r, g_f):
+                expected = w_r * (0 if a is None else a) + w_f * (0 if b is None else b)
+                torch.testing.assert_close(p.grad, torch.as_tensor(expected, dtype=p.dtype).expand_as(p),
+                                           atol=ATOL, rtol=0)
+            # The weights themselves are Algorithm 1's on the reference gradients.
+            flat = lambda gs, ps: np.concatenate(  # noqa: E731
+                [(torch.zeros_like(p) if g is None else g).detach().reshape(-1).numpy() for g, p in zip(gs, ps)])
+            w_r_ref, w_f_ref, _ = algorithm1(flat(g_r, params), flat(g_f, params),
+                                             float(torch.sigmoid(d_real).mean()), float(torch.sigmoid(d_fake).mean()))
+            assert (w_r, w_f) == pytest.approx((w_r_ref, w_f_ref), abs=1e-9)
+    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+class _GatedRollD(nn.Module):
+    """A sample-mixing branch behind a gain that starts at 0 (as self-attention's gamma does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 8), nn.Linear(8, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        h = torch.tanh(self.l1(x))
+        return self.l2(h + self.gamma * h.roll(1, 0))
+
+
+class _GatedBatchAttentionD(nn.Module):
+    """Attention across the batch (``h @ h.T``) behind a gain that starts at 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 8), nn.Linear(8, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        h = self.l1(x)
+        attended = torch.softmax(h @ h.t(), 1) @ h
+        return self.l2(torch.tanh(h + self.gamma * attended))
+
+
+def _open_the_gate(D, step):
+    if step == 1:
+        with torch.no_grad():
+            D.gamma.fill_(0.7)
+
+
+@pytest.mark.parametrize("cls, op", [(_GatedRollD, "RollBackward0"), (_GatedBatchAttentionD, "MmBackward0")])
+def test_a_mixing_branch_behind_a_zero_gain_is_refused_from_the_structure(cls, op):
+    """The gain is 0 at the first call (the numerical check cannot see the mixing), then moves."""
+    torch.manual_seed(0)
+    D = cls().double()
+    messages = _steps(D, AWDiscriminatorLoss(D), 3, before_step=_open_the_gate)
+    assert len(messages) == 1 and op in messages[0], messages
+
+
+def test_a_linear_with_a_frozen_weight_and_a_trainable_bias():
+    torch.manual_seed(0)
+    D = PlainD().double()
+    D.l2.weight.requires_grad_(False)
+    aw = AWDiscriminatorLoss(D)
+    assert _steps(D, aw, 2) == []  # split (no fallback) and exact
+    assert aw._split.checked
+
+
+def test_a_conv_with_a_frozen_weight_and_a_trainable_bias():
+    torch.manual_seed(0)
+    D = ResNetSNLikeD().double()
+    D.c2.parametrizations.weight.original.requires_grad_(False)
+    aw = AWDiscriminatorLoss(D)
+    for step in range(2):
+        xr, xf, y = _data("resnet", seed=step)
+        D_ref = copy.deepcopy(D)
+        d_fake, d_real = _forward(D_ref, "resnet", xr, xf, y)
+        params = [p for p in D_ref.parameters() if p.requires_grad]
+        g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True)
+        g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params)
+        for p in D.parameters():
+            p.grad = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d_fake, d_real = _forward(D, "resnet", xr, xf, y)
+            aw.from_outputs(d_real, d_fake).backward()
+        w_r, w_f = float(aw.last.w_real), float(aw.last.w_fake)
+        for p, a, b in zip([p for p in D.parameters() if p.requires_grad], g_r, g_f):
+            torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=ATOL, rtol=0)
+    assert aw._split.checked
+
+
+class _InstanceNormD(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.norm, self.l2 = nn.Linear(3, 8), nn.InstanceNorm1d(2), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.l2(F.relu(self.norm(self.l1(x).view(len(x), 2, 4)).flatten(1)))
+
+
+def test_instance_norm_is_not_called_batch_normalisation():
+    torch.manual_seed(0)
+    D = _InstanceNormD().double()
+    messages = _steps(D, AWDiscriminatorLoss(D), 2)
+    assert len(messages) <= 1, messages
+    assert not any("batch normalisation in training mode" in m for m in messages)
+    assert all("instance normalisation" in m for m in messages)
+
+
+@pytest.mark.parametrize("pick, op", [
+    (lambda out, n: (out.index_select(0, torch.arange(n)), out.index_select(0, torch.arange(n, 2 * n))),
+     "IndexSelectBackward0"),
+    (lambda out, n: (out[0::2], out[1::2]), "SliceBackward0"),
+    (lambda out, n: (out.t()[0, :n], out.t()[0, n:]), "SliceBackward0"),
+])
+def test_outputs_picked_from_one_pass_otherwise_than_by_row_slices_warn_once(pick, op):
+    torch.manual_seed(0)
+    D = PlainD().double()
+    messages = _steps(D, AWDiscriminatorLoss(D), 3, pick=pick)
+    assert len(messages) == 1 and op in messages[0], messages
+
+
+def test_two_separate_passes_take_two_backward_passes_without_a_warning():
+    torch.manual_seed(0)
+    D = PlainD().double()
+    aw = AWDiscriminatorLoss(D)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xr, xf, _ = _data("plain")
+        aw.from_outputs(D(xr), D(xf)).backward()
+    assert not aw._split.checked and not aw._split.refused

@@ -59,4 +59,4 @@ def test_split_on_biggans_own_discriminator_equals_two_backward_passes(attention
                 torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=1e-10, rtol=0, msg=name)
             for b, b_ref in zip(D.buffers(), D_ref.buffers()):
                 torch.testing.assert_close(b, b_ref, atol=0, rtol=0)
-        assert aw._split_checked  # the one-backward path ran (checked once, then used alone)
+        assert aw._split.checked  # the one-backward path ran (checked once, then used alone)
