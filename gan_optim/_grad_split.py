@@ -632,7 +632,7 @@ class SplitBackward:
     #: Structures remembered at most (shapes may vary forever).
     MAX_STRUCTURES = 32
     #: The check's tolerance, in units of the rounding of the lowest precision that ran.
-    ROUNDINGS = 4.0
+    ROUNDINGS = 8.0
 
     def __init__(self) -> None:
         self.checked: set[tuple] = set()

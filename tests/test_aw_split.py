@@ -7,6 +7,7 @@ copy of D made before the pass, and Algorithm 1 written out in tests/_reference.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gan_optim import AWDiscriminatorLoss
+from gan_optim import AWDiscriminatorLoss, _grad_split
 from _reference import algorithm1
 
 ATOL = 1e-10  # float64 throughout
@@ -479,3 +480,97 @@ def test_two_separate_passes_take_two_backward_passes_without_a_warning():
         xr, xf, _ = _data("plain")
         aw.from_outputs(D(xr), D(xf)).backward()
     assert not aw._split.checked and not aw._split.refused
+
+
+# ------------------------------------------- autograd internals not as expected
+def _rename_saved(kind_name, key, attribute):
+    def apply(monkeypatch):
+        kind = _grad_split._NODES[kind_name]
+        monkeypatch.setitem(_grad_split._NODES, kind_name,
+                            dataclasses.replace(kind, saved={**kind.saved, key: attribute}))
+    return apply
+
+
+def _saved_tensor_is_none(monkeypatch):
+    real_getattr = getattr
+    monkeypatch.setattr(_grad_split, "getattr",
+                        lambda obj, name, *default: None if name == "_saved_mat1" else real_getattr(obj, name, *default),
+                        raising=False)
+
+
+@pytest.mark.parametrize("simulate", [
+    _rename_saved("AddmmBackward0", "input", "_saved_mat1_renamed"),  # a torch release renames it
+    _rename_saved("AddmmBackward0", "alpha", "_saved_alpha_renamed"),
+    _saved_tensor_is_none,
+    lambda mp: mp.setattr(_grad_split, "_OUTPUT_METADATA", "_output_metadata_renamed"),
+    lambda mp: mp.setattr(_grad_split, "_VARIABLE", "variable_renamed"),
+    lambda mp: mp.delitem(_grad_split._NODES, "TanhBackward0"),  # a node kind the table does not know
+], ids=["saved-tensor-renamed", "saved-scalar-renamed", "saved-tensor-none", "metadata-renamed",
+        "variable-renamed", "unknown-node"])
+def test_an_unexpected_autograd_graph_falls_back_with_one_warning(simulate, monkeypatch):
+    simulate(monkeypatch)
+    torch.manual_seed(0)
+    D = PlainD().double()
+    aw = AWDiscriminatorLoss(D)
+    messages = _steps(D, aw, 3)
+    assert len(messages) == 1, messages
+    assert not aw._split.checked
+
+
+# ------------------------------------------------------ the check's precision
+def _rounding_noise(monkeypatch, relative):
+    """Each split part off by ``relative`` per entry (signs at random): another kernel's rounding."""
+    weight_parts = _grad_split._weight_parts
+    gen = torch.Generator().manual_seed(0)
+
+    def noisy(layer, gy, groups):
+        parts = weight_parts(layer, gy, groups)
+        return [tuple(p * (1 + relative * (2 * torch.randint(0, 2, p.shape, generator=gen) - 1)).to(p.dtype)
+                      for p in pair) for pair in parts]
+    monkeypatch.setattr(_grad_split, "_weight_parts", noisy)
+
+
+def _bf16_run(D, seeds, args_for=lambda y: (y,), model="biggan", autocast=True):
+    """from_outputs on ``seeds`` batches (float32 D, bf16 autocast): the RuntimeWarnings' messages."""
+    aw = AWDiscriminatorLoss(D)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for seed in range(seeds):
+            xr, xf, y = (t.float() if t.is_floating_point() else t for t in _data(model, seed=seed))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                d_fake, d_real = torch.split(D(torch.cat([xf, xr]), *args_for(y)), [len(xf), len(xr)])
+            aw.from_outputs(d_real, d_fake).backward()
+    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)], aw
+
+
+def test_bf16_autocast_keeps_the_split_over_seeds(monkeypatch):
+    """Rounding at bf16's precision (simulated: CPU kernels round both ways alike) is not mixing."""
+    _rounding_noise(monkeypatch, 2.0 ** -8)  # half a bf16 spacing at 1: one rounding
+    for seed in range(8):
+        torch.manual_seed(seed)
+        messages, aw = _bf16_run(BigGANLikeD(ch=8), 1)
+        assert messages == [] and aw._split.checked, (seed, messages)
+
+
+def test_float32_judges_the_same_disagreement_at_float32_precision(monkeypatch):
+    _rounding_noise(monkeypatch, 2.0 ** -8)
+    torch.manual_seed(0)
+    messages, _ = _bf16_run(BigGANLikeD(ch=8), 1, autocast=False)
+    assert len(messages) == 1 and "mixes samples" in messages[0], messages
+
+
+def test_bf16_autocast_check_still_catches_a_roll_the_table_trusted(monkeypatch):
+    """A mixing operation the structure missed (simulated: roll listed as elementwise) is caught under bf16."""
+    monkeypatch.setitem(_grad_split._NODES, "RollBackward0", _grad_split._k("elementwise"))
+    _rounding_noise(monkeypatch, 2.0 ** -8)
+    torch.manual_seed(0)
+    messages, aw = _bf16_run(_MixingD(), 3, args_for=lambda y: (), model="plain")
+    assert len(messages) == 1 and "mixes samples" in messages[0] and "'l1.weight'" in messages[0], messages
+    assert aw._split.refused and not aw._split.checked
+
+
+def test_no_fallback_on_bf16_autocast_over_eight_seeds():
+    for seed in range(8):
+        torch.manual_seed(seed)
+        messages, aw = _bf16_run(BigGANLikeD(ch=8), 2)
+        assert messages == [] and aw._split.checked, (seed, messages)
