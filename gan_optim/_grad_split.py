@@ -44,144 +44,95 @@ from ._checks import plain_tensor
 __all__ = ["SplitBackward", "SplitPlan", "plan", "split_gradients"]
 
 
-# ------------------------------------------------ the table of autograd internals
-@dataclass(frozen=True)
-class _Kind:
-    """What the split knows of one kind of backward node.
+# ------------------------------------------------ one split, checked once
+Grads = list[torch.Tensor | None]
 
-    ``role``: ``"layer"`` (a Linear / Conv / Embedding / gain whose parameter operands it splits; when it
-    has none, it acts as ``per_sample`` with its ``activation`` operand alone carrying samples),
-    ``"elementwise"``, ``"per_sample"`` (the batch dimension stays first and is not among ``dims``),
-    ``"batch_norm"``, ``"slice"`` (how D's outputs are cut into the parts), ``"mixing"`` (along ``dims``).
-    ``saved``: our name of a saved value -> the node's attribute.
+
+class SplitBackward:
+    """Both parts' gradients from one split backward where it is exact, else from two backward passes.
+
+    Each new graph structure is checked once against two plain backward
+    passes, at the precision that ran; a structure that fails, or any reason
+    :func:`plan` gives, falls back for good with a one-time warning.
     """
 
-    role: str
-    saved: Mapping[str, str] = field(default_factory=dict)
-    dims: tuple[str, ...] = ()  #: keys of ``saved``: the dimensions the operation acts along
-    activation: tuple[int, ...] = ()  #: for layers and products: the operands that may carry samples
+    #: Structures remembered at most (shapes may vary forever).
+    MAX_STRUCTURES = 32
+    #: The check's tolerance, in units of the rounding of the lowest precision that ran.
+    ROUNDINGS = 8.0
+
+    def __init__(self) -> None:
+        self.checked: set[tuple] = set()
+        self.refused: dict[tuple, str] = {}
+        self.warned: set[str] = set()
+
+    def per_part_gradients(self, d_real: torch.Tensor, d_fake: torch.Tensor, loss_r: torch.Tensor,
+                           loss_f: torch.Tensor, names: Sequence[str], params: Sequence[torch.Tensor],
+                           scale: float, retain_graph: bool) -> tuple[Grads, Grads]:
+        """The two parts' gradients of ``loss_r * scale`` and ``loss_f * scale``; ``None`` where unused."""
+        def two_passes() -> tuple[Grads, Grads]:
+            g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
+            g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+            return list(g_r), list(g_f)
+
+        split = plan(d_real, d_fake, list(zip(names, params)))
+        if isinstance(split, SplitPlan) and split.key in self.refused:
+            split = self.refused[split.key]
+        if not isinstance(split, SplitPlan):
+            if split is not None:
+                self._warn(split)
+            return two_passes()
+        total = (loss_r + loss_f) * scale
+        if split.key in self.checked:
+            return split_gradients(split, total, params, retain_graph=retain_graph)
+        # A graph structure seen for the first time: check the split against two backward passes once.
+        parts = split_gradients(split, total, params, retain_graph=True)
+        ref_r, ref_f = two_passes()
+        present = [g for g in (*ref_r, *ref_f) if g is not None]
+        if present and not bool(torch.isfinite(torch.stack(torch._foreach_norm(present))).all()):
+            return ref_r, ref_f  # an overflowing step (AMP) decides nothing: check on the next one
+        rtol = max(1e-3, self.ROUNDINGS * max([split.eps] + [torch.finfo(g.dtype).eps for g in present]))
+        mismatch = [names[k] for k in sorted(set(differing_gradients(parts[0], ref_r, rtol))
+                                             | set(differing_gradients(parts[1], ref_f, rtol)))]
+        if len(self.checked) + len(self.refused) >= self.MAX_STRUCTURES:
+            self.checked.clear()
+            self.refused.clear()
+        if mismatch:
+            self.refused[split.key] = (
+                f"an operation in D's graph mixes samples across the batch (the split gradients of "
+                f"{', '.join(repr(n) for n in mismatch[:3])} differ from two backward passes)")
+            self._warn(self.refused[split.key])
+            return ref_r, ref_f
+        self.checked.add(split.key)
+        return parts
+
+    def _warn(self, why: str) -> None:
+        if why in self.warned:
+            return
+        self.warned.add(why)
+        # stacklevel: here, per_part_gradients, the loss's delegation, from_outputs, its caller.
+        warnings.warn(f"AWDiscriminatorLoss.from_outputs: one backward pass cannot give both parts' gradients "
+                      f"here: {why}; using two backward passes through the shared graph (slower, same result)",
+                      RuntimeWarning, stacklevel=5)
 
 
-def _k(role: str, along: tuple[str, ...] = (), activation: tuple[int, ...] = (), **saved: str) -> _Kind:
-    return _Kind(role, saved, along, activation)
-
-
-_ACCUMULATE = "torch::autograd::AccumulateGrad"
-_CONV, _ADDMM, _MM, _EMBEDDING, _MUL = ("ConvolutionBackward0", "AddmmBackward0", "MmBackward0",
-                                        "EmbeddingBackward0", "MulBackward0")
-_ELEMENTWISE = ("AbsBackward0", "AddBackward0", "AddBackward1", "CloneBackward0", "ClampBackward1",
-                "ClampMinBackward0", "ClampMaxBackward0", "DivBackward0", "DivBackward1", "EluBackward0",
-                "ExpBackward0", "GeluBackward0", "HardtanhBackward0", "LeakyReluBackward0", "LogBackward0",
-                "LogSigmoidBackward0", "MaximumBackward0", "MinimumBackward0", "MulBackward1", "NegBackward0",
-                "PowBackward0", "ReluBackward0", "RsqrtBackward0", "RsubBackward1", "SigmoidBackward0",
-                "SiluBackward0", "SoftplusBackward0", "SqrtBackward0", "SubBackward0", "TanhBackward0",
-                "ThresholdBackward0", "ToCopyBackward0", "WhereBackward0", "NativeDropoutBackward0",
-                "HardswishBackward0", "MishBackward0")
-_VIEWS = ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "AliasBackward0",
-          "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "UnsqueezeBackward0", "ExpandBackward0")
-_POOLS = ("AvgPool2DBackward0", "AvgPool1DBackward0", "AvgPool3DBackward0", "MaxPool2DWithIndicesBackward0",
-          "MaxPool3DWithIndicesBackward0", "AdaptiveAvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
-          "UpsampleNearest2DBackward0", "UpsampleBilinear2DBackward0", "PixelShuffleBackward0",
-          "PixelUnshuffleBackward0", "ConstantPadNdBackward0", "ReflectionPad2DBackward0",
-          "ReplicationPad2DBackward0", "BmmBackward0")
-#: Reductions, softmaxes, concatenations, picks along ``dim`` (per sample unless it holds the batch's).
-_DIM_REDUCTIONS = ("SumBackward1", "MeanBackward1", "AmaxBackward0", "AminBackward0", "MaxBackward0",
-                   "MinBackward0", "NormBackward1", "LinalgVectorNormBackward0", "StdBackward0", "VarBackward0",
-                   "StdMeanBackward0", "VarMeanBackward0", "LogsumexpBackward0", "ProdBackward1",
-                   "SoftmaxBackward0", "LogSoftmaxBackward0", "CatBackward0", "StackBackward0", "SelectBackward0",
-                   "IndexSelectBackward0", "GatherBackward0")
-#: Over the whole tensor, batch included.
-_WHOLE_REDUCTIONS = ("SumBackward0", "MeanBackward0", "MaxBackward1", "MinBackward1", "NormBackward0",
-                     "ProdBackward0")
-_BATCH_NORMS = ("NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0",
-                "NativeBatchNormLegitBackward0", "BatchNormWithUpdateBackward0")
-#: Every node kind the split reads; a kind not here, on a path from a layer to the scores, refuses it.
-_NODES: dict[str, _Kind] = {
-    _CONV: _k("layer", activation=(0,), input="_saved_input", weight="_saved_weight",
-              bias_sizes="_saved_bias_sym_sizes_opt", stride="_saved_stride", padding="_saved_padding",
-              dilation="_saved_dilation", transposed="_saved_transposed",
-              output_padding="_saved_output_padding", groups="_saved_groups"),
-    _ADDMM: _k("layer", activation=(1,), input="_saved_mat1", input_sizes="_saved_mat1_sym_sizes",
-               alpha="_saved_alpha", beta="_saved_beta"),
-    _MM: _k("layer", activation=(0,), input="_saved_self", input_sizes="_saved_self_sym_sizes"),
-    _EMBEDDING: _k("layer", indices="_saved_indices", rows="_saved_weight_sym_argsize_0",
-                   padding_idx="_saved_padding_idx", by_frequency="_saved_scale_grad_by_freq"),
-    _MUL: _k("layer", activation=(0, 1), self="_saved_self", other="_saved_other"),
-    **{name: _k("elementwise") for name in _ELEMENTWISE},
-    **{name: _k("per_sample") for name in _VIEWS + _POOLS},
-    **{name: _k("per_sample", ("dim",), dim="_saved_dim") for name in _DIM_REDUCTIONS},
-    "TransposeBackward0": _k("per_sample", ("dim0", "dim1"), dim0="_saved_dim0", dim1="_saved_dim1"),
-    "PermuteBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
-    "SliceBackward0": _k("slice", ("dim",), dim="_saved_dim", start="_saved_start", end="_saved_end",
-                         step="_saved_step", sizes="_saved_self_sym_sizes"),
-    "SplitBackward0": _k("slice", ("dim",), dim="_saved_dim", size="_saved_split_size",
-                         sizes="_saved_self_sym_sizes"),
-    "SplitWithSizesBackward0": _k("slice", ("dim",), dim="_saved_dim", split_sizes="_saved_split_sizes"),
-    **{name: _k("batch_norm", training="_saved_training") for name in _BATCH_NORMS},
-    "RollBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
-    "FlipBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
-    **{name: _k("mixing") for name in _WHOLE_REDUCTIONS + ("IndexBackward0", "TBackward0")},
-}
-#: Where a node says the shapes of its forward outputs, and an AccumulateGrad its parameter.
-_OUTPUT_METADATA, _VARIABLE = "_input_metadata", "variable"
-#: What may stand between a layer and its parameter (spectral norm, parametrizations, casts, transposes):
-#: at most this many nodes, none of them a product with an activation.
-_PARAMETER_SIDE_LIMIT = 64
-#: What may lie between D's outputs and the parts: views, slices and picks of rows.
-_PICKS = frozenset(_VIEWS + ("TBackward0", "TransposeBackward0", "PermuteBackward0", "SelectBackward0",
-                             "SliceBackward0", "SplitBackward0", "SplitWithSizesBackward0", "IndexSelectBackward0",
-                             "IndexBackward0", "GatherBackward0", "RollBackward0", "FlipBackward0"))
-_NOT_ON_PARAMETER_SIDE = frozenset({_CONV, _ADDMM, _EMBEDDING, "BmmBackward0", "BaddbmmBackward0"})
-
-
-class _Unexpected(Exception):
-    """The graph is not as this table describes it (a torch release renamed something)."""
-
-
-def _kind(node: Any) -> _Kind | None:
-    return _NODES.get(node.name())
-
-
-def _saved(node: Any, key: str, *, optional: bool = False) -> Any:
-    """The node's saved value ``key`` (named in :data:`_NODES`); :class:`_Unexpected` if it is not there."""
-    kind = _kind(node)
-    if kind is None or key not in kind.saved:
-        raise _Unexpected(f"{node.name()} has no entry {key!r}")
-    value = getattr(node, kind.saved[key], _Unexpected)
-    if value is _Unexpected or (value is None and not optional):
-        raise _Unexpected(f"{node.name()}.{kind.saved[key]} is missing")
-    return value
-
-
-def _output_shape(node: Any, nr: int = 0) -> tuple[int, ...]:
-    try:
-        return tuple(getattr(node, _OUTPUT_METADATA)[nr].shape)
-    except (AttributeError, IndexError, TypeError) as e:
-        raise _Unexpected(f"{node.name()}.{_OUTPUT_METADATA}: {e}") from None
-
-
-def _variable(node: Any) -> torch.Tensor:
-    value = getattr(node, _VARIABLE, None)
-    if not isinstance(value, torch.Tensor):
-        raise _Unexpected(f"AccumulateGrad.{_VARIABLE} is missing")
-    return value
-
-
-def _dims(node: Any, kind: _Kind, ndim: int) -> list[int]:
-    """The dimensions the node acts along, non-negative (saved as unsigned 64-bit integers when negative)."""
-    out = []
-    for key in kind.dims:
-        value = _saved(node, key, optional=True)
-        values = [] if value is None else [value] if isinstance(value, int) else list(value)
-        out += [(int(d) - (1 << 64) if int(d) >= 1 << 63 else int(d)) % max(ndim, 1) for d in values]
-    return out
-
-
-Edge = tuple[Any, int]
-
-
-def _next(node: Any) -> list[Edge]:
-    return [e for e in node.next_functions if e[0] is not None]
+def differing_gradients(split: Sequence[torch.Tensor | None], reference: Sequence[torch.Tensor | None],
+                        rtol: float) -> list[int]:
+    """Indices where the split gradients differ from the reference by more than ``rtol`` of its largest entry."""
+    scales = [float(b.abs().max()) for b in reference if b is not None and b.numel()]
+    floor = 1e-6 * max(scales, default=0.0)
+    bad = []
+    for k, (a, b) in enumerate(zip(split, reference)):
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                bad.append(k)
+            continue
+        if not a.numel():
+            continue
+        diff = (a.double() - b.double()).abs().nan_to_num(0.0)
+        if float(diff.max()) > rtol * max(float(b.abs().max()), floor):
+            bad.append(k)
+    return bad
 
 
 # ------------------------------------------------------------------ the plan
@@ -493,6 +444,71 @@ def _parameter_only(edge: Edge, params: set[int]) -> dict[int, Any] | None:
 
 
 # ------------------------------------------------------- the split backward
+def split_gradients(split: SplitPlan, total: torch.Tensor, params: Sequence[torch.Tensor], *,
+                    retain_graph: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    """Per-part gradients of every parameter from one backward of ``total`` (``L_r + L_f``, scaled).
+
+    A parameter that no layer uses gets ``None`` in both lists.
+    """
+    groups = (split.rows_real, split.rows_fake)
+    handles = []
+
+    def hook_for(layer: _Layer):
+        def prehook(grad_outputs):
+            if grad_outputs[0] is not None:
+                layer.parts = _weight_parts(layer, grad_outputs[0], groups)
+            return None
+        return prehook
+
+    terminal = [layer for layer in split.layers if layer.terminal]
+    try:
+        for layer in split.layers:
+            layer.parts = []
+            if not layer.terminal:
+                handles.append(layer.node.register_prehook(hook_for(layer)))
+        grads = torch.autograd.grad(total, [GradientEdge(layer.node, 0) for layer in terminal],
+                                    retain_graph=retain_graph, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+    with torch.no_grad():  # the saved weights require grad; the parts must not carry a graph
+        for layer, gy in zip(terminal, grads):
+            if gy is not None:
+                layer.parts = _weight_parts(layer, gy, groups)
+
+    index = {id(p): k for k, p in enumerate(params)}
+    part_r: list[torch.Tensor | None] = [None] * len(params)
+    part_f: list[torch.Tensor | None] = [None] * len(params)
+
+    def add(parts: list[torch.Tensor | None], k: int, g: torch.Tensor) -> None:
+        parts[k] = g if parts[k] is None else parts[k] + g  # type: ignore[operator]
+
+    through_edges: list[GradientEdge] = []
+    through_r: list[torch.Tensor] = []
+    through_f: list[torch.Tensor] = []
+    for layer in split.layers:
+        for (_, edge), direct, (g_r, g_f) in zip(layer.param_edges, layer.direct, layer.parts):
+            node = edge[0].next_functions[0][0] if direct else edge[0]  # a plain Linear's W, not W^T
+            if node.name() == _ACCUMULATE:
+                k = index[id(_variable(node))]
+                add(part_r, k, g_r)
+                add(part_f, k, g_f)
+            else:
+                through_edges.append(GradientEdge(*edge))
+                through_r.append(g_r)
+                through_f.append(g_f)
+        layer.parts = []
+    if through_edges:
+        # Carry each part through spectral norm / parametrizations / casts: small graphs over theta only.
+        for parts, grad_outputs, keep in ((part_r, through_r, True), (part_f, through_f, retain_graph)):
+            carried = torch.autograd.grad(through_edges, list(params), grad_outputs, retain_graph=keep,
+                                          allow_unused=True)
+            for k, g in enumerate(carried):
+                if g is not None:
+                    add(parts, k, g)
+    return part_r, part_f
+
+
 def _weight_parts(layer: _Layer, gy: torch.Tensor, groups: Sequence[tuple[int, int]],
                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each parameter operand of the layer, its gradient from each of the two row groups."""
@@ -552,157 +568,141 @@ def _weight_parts(layer: _Layer, gy: torch.Tensor, groups: Sequence[tuple[int, i
     return [(a, b) for a, b in out]
 
 
-def split_gradients(split: SplitPlan, total: torch.Tensor, params: Sequence[torch.Tensor], *,
-                    retain_graph: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
-    """Per-part gradients of every parameter from one backward of ``total`` (``L_r + L_f``, scaled).
+# ------------------------------- autograd internals: the one table, read only here
+@dataclass(frozen=True)
+class _Kind:
+    """What the split knows of one kind of backward node.
 
-    A parameter that no layer uses gets ``None`` in both lists.
+    ``role``: ``"layer"`` (a Linear / Conv / Embedding / gain whose parameter operands it splits; when it
+    has none, it acts per sample with its ``activation`` operands alone carrying samples),
+    ``"elementwise"``, ``"per_sample"`` (the batch dimension stays first and is not among ``dims``),
+    ``"batch_norm"``, ``"slice"`` (how D's outputs are cut into the parts), ``"mixing"`` (over the
+    whole tensor, batch included). ``saved``: our name of a saved value -> the node's attribute.
     """
-    groups = (split.rows_real, split.rows_fake)
-    handles = []
 
-    def hook_for(layer: _Layer):
-        def prehook(grad_outputs):
-            if grad_outputs[0] is not None:
-                layer.parts = _weight_parts(layer, grad_outputs[0], groups)
-            return None
-        return prehook
+    role: str
+    saved: Mapping[str, str] = field(default_factory=dict)
+    dims: tuple[str, ...] = ()  #: keys of ``saved``: the dimensions the operation acts along
+    activation: tuple[int, ...] = ()  #: for layers and products: the operands that may carry samples
 
-    terminal = [layer for layer in split.layers if layer.terminal]
+
+def _k(role: str, along: tuple[str, ...] = (), activation: tuple[int, ...] = (), **saved: str) -> _Kind:
+    return _Kind(role, saved, along, activation)
+
+
+_ACCUMULATE = "torch::autograd::AccumulateGrad"
+_CONV, _ADDMM, _MM, _EMBEDDING, _MUL = ("ConvolutionBackward0", "AddmmBackward0", "MmBackward0",
+                                        "EmbeddingBackward0", "MulBackward0")
+_ELEMENTWISE = ("AbsBackward0", "AddBackward0", "AddBackward1", "CloneBackward0", "ClampBackward1",
+                "ClampMinBackward0", "ClampMaxBackward0", "DivBackward0", "DivBackward1", "EluBackward0",
+                "ExpBackward0", "GeluBackward0", "HardtanhBackward0", "LeakyReluBackward0", "LogBackward0",
+                "LogSigmoidBackward0", "MaximumBackward0", "MinimumBackward0", "MulBackward1", "NegBackward0",
+                "PowBackward0", "ReluBackward0", "RsqrtBackward0", "RsubBackward1", "SigmoidBackward0",
+                "SiluBackward0", "SoftplusBackward0", "SqrtBackward0", "SubBackward0", "TanhBackward0",
+                "ThresholdBackward0", "ToCopyBackward0", "WhereBackward0", "NativeDropoutBackward0",
+                "HardswishBackward0", "MishBackward0")
+_VIEWS = ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "AliasBackward0",
+          "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "UnsqueezeBackward0", "ExpandBackward0")
+_POOLS = ("AvgPool2DBackward0", "AvgPool1DBackward0", "AvgPool3DBackward0", "MaxPool2DWithIndicesBackward0",
+          "MaxPool3DWithIndicesBackward0", "AdaptiveAvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
+          "UpsampleNearest2DBackward0", "UpsampleBilinear2DBackward0", "PixelShuffleBackward0",
+          "PixelUnshuffleBackward0", "ConstantPadNdBackward0", "ReflectionPad2DBackward0",
+          "ReplicationPad2DBackward0", "BmmBackward0")
+#: Reductions, softmaxes, concatenations, picks along ``dim`` (per sample unless it holds the batch's).
+_DIM_REDUCTIONS = ("SumBackward1", "MeanBackward1", "AmaxBackward0", "AminBackward0", "MaxBackward0",
+                   "MinBackward0", "NormBackward1", "LinalgVectorNormBackward0", "StdBackward0", "VarBackward0",
+                   "StdMeanBackward0", "VarMeanBackward0", "LogsumexpBackward0", "ProdBackward1",
+                   "SoftmaxBackward0", "LogSoftmaxBackward0", "CatBackward0", "StackBackward0", "SelectBackward0",
+                   "IndexSelectBackward0", "GatherBackward0")
+#: Over the whole tensor, batch included.
+_WHOLE_REDUCTIONS = ("SumBackward0", "MeanBackward0", "MaxBackward1", "MinBackward1", "NormBackward0",
+                     "ProdBackward0")
+_BATCH_NORMS = ("NativeBatchNormBackward0", "CudnnBatchNormBackward0", "MiopenBatchNormBackward0",
+                "NativeBatchNormLegitBackward0", "BatchNormWithUpdateBackward0")
+#: Every node kind the split reads; a kind not here, on a path from a layer to the scores, refuses it.
+_NODES: dict[str, _Kind] = {
+    _CONV: _k("layer", activation=(0,), input="_saved_input", weight="_saved_weight",
+              bias_sizes="_saved_bias_sym_sizes_opt", stride="_saved_stride", padding="_saved_padding",
+              dilation="_saved_dilation", transposed="_saved_transposed",
+              output_padding="_saved_output_padding", groups="_saved_groups"),
+    _ADDMM: _k("layer", activation=(1,), input="_saved_mat1", input_sizes="_saved_mat1_sym_sizes",
+               alpha="_saved_alpha", beta="_saved_beta"),
+    _MM: _k("layer", activation=(0,), input="_saved_self", input_sizes="_saved_self_sym_sizes"),
+    _EMBEDDING: _k("layer", indices="_saved_indices", rows="_saved_weight_sym_argsize_0",
+                   padding_idx="_saved_padding_idx", by_frequency="_saved_scale_grad_by_freq"),
+    _MUL: _k("layer", activation=(0, 1), self="_saved_self", other="_saved_other"),
+    **{name: _k("elementwise") for name in _ELEMENTWISE},
+    **{name: _k("per_sample") for name in _VIEWS + _POOLS},
+    **{name: _k("per_sample", ("dim",), dim="_saved_dim") for name in _DIM_REDUCTIONS},
+    "TransposeBackward0": _k("per_sample", ("dim0", "dim1"), dim0="_saved_dim0", dim1="_saved_dim1"),
+    "PermuteBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
+    "SliceBackward0": _k("slice", ("dim",), dim="_saved_dim", start="_saved_start", end="_saved_end",
+                         step="_saved_step", sizes="_saved_self_sym_sizes"),
+    "SplitBackward0": _k("slice", ("dim",), dim="_saved_dim", size="_saved_split_size",
+                         sizes="_saved_self_sym_sizes"),
+    "SplitWithSizesBackward0": _k("slice", ("dim",), dim="_saved_dim", split_sizes="_saved_split_sizes"),
+    **{name: _k("batch_norm", training="_saved_training") for name in _BATCH_NORMS},
+    "RollBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
+    "FlipBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
+    **{name: _k("mixing") for name in _WHOLE_REDUCTIONS + ("IndexBackward0", "TBackward0")},
+}
+#: Where a node says the shapes of its forward outputs, and an AccumulateGrad its parameter.
+_OUTPUT_METADATA, _VARIABLE = "_input_metadata", "variable"
+#: What may stand between a layer and its parameter (spectral norm, parametrizations, casts, transposes):
+#: at most this many nodes, none of them a product with an activation.
+_PARAMETER_SIDE_LIMIT = 64
+#: What may lie between D's outputs and the parts: views, slices and picks of rows.
+_PICKS = frozenset(_VIEWS + ("TBackward0", "TransposeBackward0", "PermuteBackward0", "SelectBackward0",
+                             "SliceBackward0", "SplitBackward0", "SplitWithSizesBackward0", "IndexSelectBackward0",
+                             "IndexBackward0", "GatherBackward0", "RollBackward0", "FlipBackward0"))
+_NOT_ON_PARAMETER_SIDE = frozenset({_CONV, _ADDMM, _EMBEDDING, "BmmBackward0", "BaddbmmBackward0"})
+
+
+class _Unexpected(Exception):
+    """The graph is not as this table describes it (a torch release renamed something)."""
+
+
+def _kind(node: Any) -> _Kind | None:
+    return _NODES.get(node.name())
+
+
+def _saved(node: Any, key: str, *, optional: bool = False) -> Any:
+    """The node's saved value ``key`` (named in :data:`_NODES`); :class:`_Unexpected` if it is not there."""
+    kind = _kind(node)
+    if kind is None or key not in kind.saved:
+        raise _Unexpected(f"{node.name()} has no entry {key!r}")
+    value = getattr(node, kind.saved[key], _Unexpected)
+    if value is _Unexpected or (value is None and not optional):
+        raise _Unexpected(f"{node.name()}.{kind.saved[key]} is missing")
+    return value
+
+
+def _output_shape(node: Any, nr: int = 0) -> tuple[int, ...]:
     try:
-        for layer in split.layers:
-            layer.parts = []
-            if not layer.terminal:
-                handles.append(layer.node.register_prehook(hook_for(layer)))
-        grads = torch.autograd.grad(total, [GradientEdge(layer.node, 0) for layer in terminal],
-                                    retain_graph=retain_graph, allow_unused=True)
-    finally:
-        for h in handles:
-            h.remove()
-    with torch.no_grad():  # the saved weights require grad; the parts must not carry a graph
-        for layer, gy in zip(terminal, grads):
-            if gy is not None:
-                layer.parts = _weight_parts(layer, gy, groups)
-
-    index = {id(p): k for k, p in enumerate(params)}
-    part_r: list[torch.Tensor | None] = [None] * len(params)
-    part_f: list[torch.Tensor | None] = [None] * len(params)
-
-    def add(parts: list[torch.Tensor | None], k: int, g: torch.Tensor) -> None:
-        parts[k] = g if parts[k] is None else parts[k] + g  # type: ignore[operator]
-
-    through_edges: list[GradientEdge] = []
-    through_r: list[torch.Tensor] = []
-    through_f: list[torch.Tensor] = []
-    for layer in split.layers:
-        for (_, edge), direct, (g_r, g_f) in zip(layer.param_edges, layer.direct, layer.parts):
-            node = edge[0].next_functions[0][0] if direct else edge[0]  # a plain Linear's W, not W^T
-            if node.name() == _ACCUMULATE:
-                k = index[id(node.variable)]
-                add(part_r, k, g_r)
-                add(part_f, k, g_f)
-            else:
-                through_edges.append(GradientEdge(*edge))
-                through_r.append(g_r)
-                through_f.append(g_f)
-        layer.parts = []
-    if through_edges:
-        # Carry each part through spectral norm / parametrizations / casts: small graphs over theta only.
-        for parts, grad_outputs, keep in ((part_r, through_r, True), (part_f, through_f, retain_graph)):
-            carried = torch.autograd.grad(through_edges, list(params), grad_outputs, retain_graph=keep,
-                                          allow_unused=True)
-            for k, g in enumerate(carried):
-                if g is not None:
-                    add(parts, k, g)
-    return part_r, part_f
+        return tuple(getattr(node, _OUTPUT_METADATA)[nr].shape)
+    except (AttributeError, IndexError, TypeError) as e:
+        raise _Unexpected(f"{node.name()}.{_OUTPUT_METADATA}: {e}") from None
 
 
-# ------------------------------------------------ one split, checked once
-Grads = list[torch.Tensor | None]
+def _variable(node: Any) -> torch.Tensor:
+    value = getattr(node, _VARIABLE, None)
+    if not isinstance(value, torch.Tensor):
+        raise _Unexpected(f"AccumulateGrad.{_VARIABLE} is missing")
+    return value
 
 
-class SplitBackward:
-    """Both parts' gradients from one split backward where it is exact, else from two backward passes.
-
-    Each new graph structure is checked once against two plain backward
-    passes, at the precision that ran; a structure that fails, or any reason
-    :func:`plan` gives, falls back for good with a one-time warning.
-    """
-
-    #: Structures remembered at most (shapes may vary forever).
-    MAX_STRUCTURES = 32
-    #: The check's tolerance, in units of the rounding of the lowest precision that ran.
-    ROUNDINGS = 8.0
-
-    def __init__(self) -> None:
-        self.checked: set[tuple] = set()
-        self.refused: dict[tuple, str] = {}
-        self.warned: set[str] = set()
-
-    def per_part_gradients(self, d_real: torch.Tensor, d_fake: torch.Tensor, loss_r: torch.Tensor,
-                           loss_f: torch.Tensor, names: Sequence[str], params: Sequence[torch.Tensor],
-                           scale: float, retain_graph: bool) -> tuple[Grads, Grads]:
-        """The two parts' gradients of ``loss_r * scale`` and ``loss_f * scale``; ``None`` where unused."""
-        def two_passes() -> tuple[Grads, Grads]:
-            g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
-            g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
-            return list(g_r), list(g_f)
-
-        split = plan(d_real, d_fake, list(zip(names, params)))
-        if isinstance(split, SplitPlan) and split.key in self.refused:
-            split = self.refused[split.key]
-        if not isinstance(split, SplitPlan):
-            if split is not None:
-                self._warn(split)
-            return two_passes()
-        total = (loss_r + loss_f) * scale
-        if split.key in self.checked:
-            return split_gradients(split, total, params, retain_graph=retain_graph)
-        # A graph structure seen for the first time: check the split against two backward passes once.
-        parts = split_gradients(split, total, params, retain_graph=True)
-        ref_r, ref_f = two_passes()
-        present = [g for g in (*ref_r, *ref_f) if g is not None]
-        if present and not bool(torch.isfinite(torch.stack(torch._foreach_norm(present))).all()):
-            return ref_r, ref_f  # an overflowing step (AMP) decides nothing: check on the next one
-        rtol = max(1e-3, self.ROUNDINGS * max([split.eps] + [torch.finfo(g.dtype).eps for g in present]))
-        mismatch = [names[k] for k in sorted(set(differing_gradients(parts[0], ref_r, rtol))
-                                             | set(differing_gradients(parts[1], ref_f, rtol)))]
-        if len(self.checked) + len(self.refused) >= self.MAX_STRUCTURES:
-            self.checked.clear()
-            self.refused.clear()
-        if mismatch:
-            self.refused[split.key] = (
-                f"an operation in D's graph mixes samples across the batch (the split gradients of "
-                f"{', '.join(repr(n) for n in mismatch[:3])} differ from two backward passes)")
-            self._warn(self.refused[split.key])
-            return ref_r, ref_f
-        self.checked.add(split.key)
-        return parts
-
-    def _warn(self, why: str) -> None:
-        if why in self.warned:
-            return
-        self.warned.add(why)
-        # stacklevel: here, per_part_gradients, the loss's delegation, from_outputs, its caller.
-        warnings.warn(f"AWDiscriminatorLoss.from_outputs: one backward pass cannot give both parts' gradients "
-                      f"here: {why}; using two backward passes through the shared graph (slower, same result)",
-                      RuntimeWarning, stacklevel=5)
+def _dims(node: Any, kind: _Kind, ndim: int) -> list[int]:
+    """The dimensions the node acts along, non-negative (saved as unsigned 64-bit integers when negative)."""
+    out = []
+    for key in kind.dims:
+        value = _saved(node, key, optional=True)
+        values = [] if value is None else [value] if isinstance(value, int) else list(value)
+        out += [(int(d) - (1 << 64) if int(d) >= 1 << 63 else int(d)) % max(ndim, 1) for d in values]
+    return out
 
 
-def differing_gradients(split: Sequence[torch.Tensor | None], reference: Sequence[torch.Tensor | None],
-                        rtol: float) -> list[int]:
-    """Indices where the split gradients differ from the reference by more than ``rtol`` of its largest entry."""
-    scales = [float(b.abs().max()) for b in reference if b is not None and b.numel()]
-    floor = 1e-6 * max(scales, default=0.0)
-    bad = []
-    for k, (a, b) in enumerate(zip(split, reference)):
-        if a is None or b is None:
-            if (a is None) != (b is None):
-                bad.append(k)
-            continue
-        if not a.numel():
-            continue
-        diff = (a.double() - b.double()).abs().nan_to_num(0.0)
-        if float(diff.max()) > rtol * max(float(b.abs().max()), floor):
-            bad.append(k)
-    return bad
+Edge = tuple[Any, int]
+
+
+def _next(node: Any) -> list[Edge]:
+    return [e for e in node.next_functions if e[0] is not None]
