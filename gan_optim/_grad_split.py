@@ -267,11 +267,12 @@ def _walk(top: Any, n: int, rows_r: tuple[int, int], rows_f: tuple[int, int],
             if key in layers:
                 layers[key].terminal = not below
             elif below:
-                why = _not_per_sample(node, n, below)
+                name = node.name()
+                why = _not_per_sample(node, name, _NODES.get(name), n, below)
                 if why is not None:
                     owner = _owner(node, by_id)
                     # Named: a normalisation before the reshapes around it, then the node nearest the scores.
-                    rank = (_NODES.get(node.name(), _Kind("")).role != "batch_norm", order[key])
+                    rank = (name not in _BATCH_NORMS, order[key])
                     mixing.append((rank, f"{owner} ({why})" if owner else why))
             continue
         if key in children:
@@ -284,14 +285,15 @@ def _walk(top: Any, n: int, rows_r: tuple[int, int], rows_f: tuple[int, int],
             if id(_variable(node)) in by_id and loose is None:  # said unless something mixes samples
                 loose = f"parameter {by_id[id(_variable(node))]!r} is used outside a Linear, Conv or Embedding layer"
         else:
-            layer = _as_layer(node, param_ids, parameter_side)
+            kind = _NODES.get(name)
+            layer = _as_layer(node, name, kind, param_ids, parameter_side) if kind and kind.role == "layer" else None
             if layer is not None:
                 rows = _output_shape(node)[0]
                 if rows != n:
                     return f"a {name} whose batch ({rows} rows) is not the outputs' ({n})"
                 layers[key] = layer
-                kind = _NODES[name]
-                kids = [node.next_functions[i] for i in kind.activation if i not in dict(layer.param_edges)]
+                kids = [node.next_functions[i] for i in kind.activation  # type: ignore[union-attr]
+                        if i not in dict(layer.param_edges)]
                 kids = [e for e in kids if e[0] is not None]
             else:
                 kids = _next(node)
@@ -325,17 +327,16 @@ def _tf32_eps(layers: Any) -> float:
     return 0.0
 
 
-def _not_per_sample(node: Any, n: int, carrying: list[Edge]) -> str | None:
+def _not_per_sample(node: Any, name: str, kind: _Kind | None, n: int, carrying: list[Edge]) -> str | None:
     """Why ``node``, with samples in its inputs ``carrying``, may mix them; ``None`` if it acts per sample."""
-    name, kind = node.name(), _kind(node)
     along = f"an operation along the batch dimension ({name})"
-    if kind is None or kind.role == "slice" and name != "SliceBackward0":
+    if kind is None:
         return f"an operation not known to act on each sample alone ({name})"
     shapes = [_output_shape(*e) for e in carrying]
     if kind.role == "batch_norm":
         if shapes and shapes[0] and shapes[0][0] == 1 != n:
             return "instance normalisation (torch runs it as batch normalisation over the batch folded into channels)"
-        if _saved(node, "training"):
+        if _saved(node, "training", kind=kind):
             return "batch normalisation in training mode"
     elif kind.role == "mixing":  # over the whole tensor, batch included
         return along
@@ -347,7 +348,9 @@ def _not_per_sample(node: Any, n: int, carrying: list[Edge]) -> str | None:
     if not out or out[0] != n or any(not s or s[0] != n for s in shapes):
         return along
     # Broadcasting may not pair one sample's row with another's: samples stay in dimension 0 of each operand.
-    if (kind.role == "elementwise" or name == _MUL) and any(len(s) != len(out) for s in shapes):
+    if (kind.role == "elementwise" or name in (_MUL, "RepeatBackward0")) and any(len(s) != len(out) for s in shapes):
+        return along
+    if name == "NativeLayerNormBackward0" and len(_saved(node, "normalized_shape", kind=kind)) >= len(shapes[0]):
         return along
     if kind.dims:
         dims = _dims(node, kind, len(out) if name == "UnsqueezeBackward0" else len(shapes[0]))
@@ -366,12 +369,9 @@ def _owner(node: Any, by_id: dict[int, str]) -> str | None:
     return None
 
 
-def _as_layer(node: Any, params: set[int], parameter_side: dict[int, Any]) -> _Layer | None:
+def _as_layer(node: Any, name: str, kind: _Kind, params: set[int], parameter_side: dict[int, Any],
+              ) -> _Layer | None:
     """The node as a layer to split: parameter operands computed from D's parameters alone, saved values read."""
-    name = node.name()
-    kind = _kind(node)
-    if kind is None or kind.role != "layer":
-        return None
     nf = node.next_functions
     operands = {_CONV: (1, 2), _ADDMM: (0, 2), _MM: (1,), _EMBEDDING: (0,)}.get(name)
     if name == _MUL:  # an activation times a parameter used directly (a gain such as attention's gamma)
@@ -386,7 +386,7 @@ def _as_layer(node: Any, params: set[int], parameter_side: dict[int, Any]) -> _L
     sides = [_parameter_only(e, params) for _, e in edges]
     if any(side is None for side in sides):
         return None
-    saved = _layer_saved(node, name, [i for i, _ in edges])
+    saved = _layer_saved(node, name, kind, [i for i, _ in edges])
     if saved is None:
         return None
     for side in sides:
@@ -396,28 +396,31 @@ def _as_layer(node: Any, params: set[int], parameter_side: dict[int, Any]) -> _L
     return _Layer(node, name, edges, saved, direct_t)
 
 
-def _layer_saved(node: Any, name: str, operands: list[int]) -> dict[str, Any] | None:
+def _layer_saved(node: Any, name: str, kind: _Kind, operands: list[int]) -> dict[str, Any] | None:
     """The saved values the layer's weight gradients need (``None``: not a layer after all)."""
+    def read(key: str, optional: bool = False) -> Any:
+        return _saved(node, key, optional=optional, kind=kind)
+
     if name == _CONV:
-        saved = {key: _saved(node, key) for key in ("stride", "padding", "dilation", "transposed",
+        saved = {key: read(key) for key in ("stride", "padding", "dilation", "transposed",
                                                     "output_padding", "groups")}
-        saved["bias_sizes"] = _saved(node, "bias_sizes", optional=True)
+        saved["bias_sizes"] = read("bias_sizes", optional=True)
         if 1 in operands:
-            saved["input"], saved["weight"] = _saved(node, "input"), _saved(node, "weight")
+            saved["input"], saved["weight"] = read("input"), read("weight")
         return saved
     if name in (_ADDMM, _MM):
-        saved = {"alpha": _saved(node, "alpha"), "beta": _saved(node, "beta")} if name == _ADDMM else {}
+        saved = {"alpha": read("alpha"), "beta": read("beta")} if name == _ADDMM else {}
         if operands != [0]:  # the weight, not only Addmm's bias
-            saved["input"] = _saved(node, "input")
+            saved["input"] = read("input")
         return saved
     if name == _EMBEDDING:
-        if _saved(node, "by_frequency"):
+        if read("by_frequency"):
             return None
-        return {"indices": _saved(node, "indices"), "rows": int(_saved(node, "rows")),
-                "padding_idx": int(_saved(node, "padding_idx"))}
+        return {"indices": read("indices"), "rows": int(read("rows")),
+                "padding_idx": int(read("padding_idx"))}
     # A gain: broadcast over the batch, its gradient a sum over everything it multiplies.
-    act, par = (_saved(node, "other"), _saved(node, "self")) if operands == [0] else \
-        (_saved(node, "self"), _saved(node, "other"))
+    act, par = (read("other"), read("self")) if operands == [0] else \
+        (read("self"), read("other"))
     if act.dim() == 0 or (par.dim() == act.dim() and par.shape[0] != 1):
         return None
     return {"activation": act, "shape": par.shape}
@@ -600,20 +603,25 @@ _ELEMENTWISE = ("AbsBackward0", "AddBackward0", "AddBackward1", "CloneBackward0"
                 "PowBackward0", "ReluBackward0", "RsqrtBackward0", "RsubBackward1", "SigmoidBackward0",
                 "SiluBackward0", "SoftplusBackward0", "SqrtBackward0", "SubBackward0", "TanhBackward0",
                 "ThresholdBackward0", "ToCopyBackward0", "WhereBackward0", "NativeDropoutBackward0",
-                "HardswishBackward0", "MishBackward0")
+                "HardswishBackward0", "MishBackward0", "LeakyReluBackward1", "EluBackward1", "CeluBackward0",
+                "CeluBackward1", "HardsigmoidBackward0", "SinBackward0", "CosBackward0", "MaskedFillBackward0",
+                "Log1pBackward0", "Expm1Backward0", "ReciprocalBackward0", "ErfBackward0", "SoftshrinkBackward0",
+                "HardshrinkBackward0", "AddcmulBackward0", "AddcdivBackward0", "LerpBackward0", "LerpBackward1",
+                "ClampBackward0", "SubBackward1", "ThresholdBackward1")
 _VIEWS = ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "AliasBackward0",
           "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "UnsqueezeBackward0", "ExpandBackward0")
 _POOLS = ("AvgPool2DBackward0", "AvgPool1DBackward0", "AvgPool3DBackward0", "MaxPool2DWithIndicesBackward0",
           "MaxPool3DWithIndicesBackward0", "AdaptiveAvgPool2DBackward0", "AdaptiveMaxPool2DBackward0",
           "UpsampleNearest2DBackward0", "UpsampleBilinear2DBackward0", "PixelShuffleBackward0",
           "PixelUnshuffleBackward0", "ConstantPadNdBackward0", "ReflectionPad2DBackward0",
-          "ReplicationPad2DBackward0", "BmmBackward0")
+          "ReplicationPad2DBackward0", "BmmBackward0", "BaddbmmBackward0", "NativeGroupNormBackward0",
+          "Im2ColBackward0", "Col2ImBackward0", "RepeatBackward0")
 #: Reductions, softmaxes, concatenations, picks along ``dim`` (per sample unless it holds the batch's).
 _DIM_REDUCTIONS = ("SumBackward1", "MeanBackward1", "AmaxBackward0", "AminBackward0", "MaxBackward0",
                    "MinBackward0", "NormBackward1", "LinalgVectorNormBackward0", "StdBackward0", "VarBackward0",
                    "StdMeanBackward0", "VarMeanBackward0", "LogsumexpBackward0", "ProdBackward1",
                    "SoftmaxBackward0", "LogSoftmaxBackward0", "CatBackward0", "StackBackward0", "SelectBackward0",
-                   "IndexSelectBackward0", "GatherBackward0")
+                   "IndexSelectBackward0", "GatherBackward0", "GluBackward0", "UnbindBackward0", "CumsumBackward0")
 #: Over the whole tensor, batch included.
 _WHOLE_REDUCTIONS = ("SumBackward0", "MeanBackward0", "MaxBackward1", "MinBackward1", "NormBackward0",
                      "ProdBackward0")
@@ -625,9 +633,8 @@ _NODES: dict[str, _Kind] = {
               bias_sizes="_saved_bias_sym_sizes_opt", stride="_saved_stride", padding="_saved_padding",
               dilation="_saved_dilation", transposed="_saved_transposed",
               output_padding="_saved_output_padding", groups="_saved_groups"),
-    _ADDMM: _k("layer", activation=(1,), input="_saved_mat1", input_sizes="_saved_mat1_sym_sizes",
-               alpha="_saved_alpha", beta="_saved_beta"),
-    _MM: _k("layer", activation=(0,), input="_saved_self", input_sizes="_saved_self_sym_sizes"),
+    _ADDMM: _k("layer", activation=(1,), input="_saved_mat1", alpha="_saved_alpha", beta="_saved_beta"),
+    _MM: _k("layer", activation=(0,), input="_saved_self"),
     _EMBEDDING: _k("layer", indices="_saved_indices", rows="_saved_weight_sym_argsize_0",
                    padding_idx="_saved_padding_idx", by_frequency="_saved_scale_grad_by_freq"),
     _MUL: _k("layer", activation=(0, 1), self="_saved_self", other="_saved_other"),
@@ -642,6 +649,7 @@ _NODES: dict[str, _Kind] = {
                          sizes="_saved_self_sym_sizes"),
     "SplitWithSizesBackward0": _k("slice", ("dim",), dim="_saved_dim", split_sizes="_saved_split_sizes"),
     **{name: _k("batch_norm", training="_saved_training") for name in _BATCH_NORMS},
+    "NativeLayerNormBackward0": _k("per_sample", normalized_shape="_saved_normalized_shape"),
     "RollBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
     "FlipBackward0": _k("per_sample", ("dims",), dims="_saved_dims"),
     **{name: _k("mixing") for name in _WHOLE_REDUCTIONS + ("IndexBackward0", "TBackward0")},
@@ -666,9 +674,9 @@ def _kind(node: Any) -> _Kind | None:
     return _NODES.get(node.name())
 
 
-def _saved(node: Any, key: str, *, optional: bool = False) -> Any:
+def _saved(node: Any, key: str, *, optional: bool = False, kind: _Kind | None = None) -> Any:
     """The node's saved value ``key`` (named in :data:`_NODES`); :class:`_Unexpected` if it is not there."""
-    kind = _kind(node)
+    kind = kind or _kind(node)
     if kind is None or key not in kind.saved:
         raise _Unexpected(f"{node.name()} has no entry {key!r}")
     value = getattr(node, kind.saved[key], _Unexpected)
@@ -695,7 +703,7 @@ def _dims(node: Any, kind: _Kind, ndim: int) -> list[int]:
     """The dimensions the node acts along, non-negative (saved as unsigned 64-bit integers when negative)."""
     out = []
     for key in kind.dims:
-        value = _saved(node, key, optional=True)
+        value = _saved(node, key, optional=True, kind=kind)
         values = [] if value is None else [value] if isinstance(value, int) else list(value)
         out += [(int(d) - (1 << 64) if int(d) >= 1 << 63 else int(d)) % max(ndim, 1) for d in values]
     return out

@@ -574,3 +574,30 @@ def test_no_fallback_on_bf16_autocast_over_eight_seeds():
         torch.manual_seed(seed)
         messages, aw = _bf16_run(BigGANLikeD(ch=8), 2)
         assert messages == [] and aw._split.checked, (seed, messages)
+
+
+class _OpD(nn.Module):
+    def __init__(self, op) -> None:
+        super().__init__()
+        self.l1, self.l2, self.op = nn.Linear(3, 8), nn.Linear(8, 1), op
+
+    def forward(self, x):
+        return self.l2(self.op(self.l1(x)))
+
+
+@pytest.mark.parametrize("op", [
+    lambda h: F.leaky_relu(h, 0.2, inplace=True),  # DCGAN's nn.LeakyReLU(0.2, True)
+    lambda h: F.elu(h, inplace=True),
+    lambda h: F.layer_norm(h, (8,)),
+    lambda h: F.group_norm(h.view(len(h), 4, 2), 2).flatten(1),
+    lambda h: torch.cat(h.chunk(2, 1)[::-1], 1),
+    lambda h: torch.bmm(h.view(-1, 2, 4), h.view(-1, 2, 4).transpose(1, 2).softmax(-1).repeat(1, 1, 2)).flatten(1),
+    lambda h: h - h.amax(1, keepdim=True) + h.std(1, keepdim=True),
+    lambda h: h.masked_fill(h > 1, 0.0).clamp(-2, 2) ** 2,
+], ids=["leaky_relu_", "elu_", "layer_norm", "group_norm", "chunk", "per-sample-bmm", "row-statistics", "masked"])
+def test_per_sample_operations_keep_the_split(op):
+    torch.manual_seed(0)
+    D = _OpD(op).double()
+    aw = AWDiscriminatorLoss(D)
+    assert _steps(D, aw, 2) == []
+    assert aw._split.checked
