@@ -70,9 +70,12 @@ class SplitBackward:
                            loss_f: torch.Tensor, names: Sequence[str], params: Sequence[torch.Tensor],
                            scale: float, retain_graph: bool) -> tuple[Grads, Grads]:
         """The two parts' gradients of ``loss_r * scale`` and ``loss_f * scale``; ``None`` where unused."""
+        def scaled(loss: torch.Tensor) -> torch.Tensor:
+            return loss if scale == 1.0 else loss * scale
+
         def two_passes() -> tuple[Grads, Grads]:
-            g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
-            g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
+            g_r = torch.autograd.grad(scaled(loss_r), params, retain_graph=True, allow_unused=True)
+            g_f = torch.autograd.grad(scaled(loss_f), params, retain_graph=retain_graph, allow_unused=True)
             return list(g_r), list(g_f)
 
         split = plan(d_real, d_fake, list(zip(names, params)))
@@ -82,7 +85,7 @@ class SplitBackward:
             if split is not None:
                 self._warn(split)
             return two_passes()
-        total = (loss_r + loss_f) * scale
+        total = scaled(loss_r + loss_f)
         if split.key in self.checked:
             return split_gradients(split, total, params, retain_graph=retain_graph)
         # A graph structure seen for the first time: check the split against two backward passes once.
@@ -233,7 +236,8 @@ def _rows(t: torch.Tensor) -> tuple[Edge, int, tuple[int, int]] | str | None:
         below = base[0].next_functions[0]
         if below[0] is None:
             return None
-        rows = _output_shape(*below)[0] if _output_shape(*below) else 1
+        shape = _output_shape(*below)
+        rows = shape[0] if shape else 1
         if rows != n:
             return f"D's output is a reshape of {rows} rows into the {n} scored ones"
         base = below
@@ -254,6 +258,7 @@ def _walk(top: Any, n: int, rows_r: tuple[int, int], rows_f: tuple[int, int],
     param_ids = set(by_id)
     loose: str | None = None
     order: dict[int, int] = {}
+    shapes: dict[int, tuple[Any, ...]] = {}  # output shapes by node id (nodes stay alive in ``children``)
     mixing: list[tuple[tuple[bool, int], str]] = []
     # Iterative post-order walk of the activation side: a node is classified on the way down,
     # and on the way up learns whether a layer lies at or below it; then it must be per-sample.
@@ -268,7 +273,7 @@ def _walk(top: Any, n: int, rows_r: tuple[int, int], rows_f: tuple[int, int],
                 layers[key].terminal = not below
             elif below:
                 name = node.name()
-                why = _not_per_sample(node, name, _NODES.get(name), n, below)
+                why = _not_per_sample(node, name, _NODES.get(name), n, below, shapes)
                 if why is not None:
                     owner = _owner(node, by_id)
                     # Named: a normalisation before the reshapes around it, then the node nearest the scores.
@@ -288,7 +293,7 @@ def _walk(top: Any, n: int, rows_r: tuple[int, int], rows_f: tuple[int, int],
             kind = _NODES.get(name)
             layer = _as_layer(node, name, kind, param_ids, parameter_side) if kind and kind.role == "layer" else None
             if layer is not None:
-                rows = _output_shape(node)[0]
+                rows = _output_shape(node, 0, shapes)[0]
                 if rows != n:
                     return f"a {name} whose batch ({rows} rows) is not the outputs' ({n})"
                 layers[key] = layer
@@ -327,12 +332,18 @@ def _tf32_eps(layers: Any) -> float:
     return 0.0
 
 
-def _not_per_sample(node: Any, name: str, kind: _Kind | None, n: int, carrying: list[Edge]) -> str | None:
-    """Why ``node``, with samples in its inputs ``carrying``, may mix them; ``None`` if it acts per sample."""
+def _not_per_sample(node: Any, name: str, kind: _Kind | None, n: int, carrying: list[Edge],
+                    known: dict[int, tuple[Any, ...]]) -> str | None:
+    """Why ``node``, with samples in its inputs ``carrying``, may mix them; ``None`` if it acts per sample.
+
+    ``known``: output shapes already read, by node id.
+    """
     along = f"an operation along the batch dimension ({name})"
     if kind is None:
         return f"an operation not known to act on each sample alone ({name})"
-    shapes = [_output_shape(*e) for e in carrying]
+    if kind.role == "elementwise" and len(node.next_functions) == 1:
+        return None  # one operand, the output's shape: nothing to broadcast
+    shapes = [_output_shape(*e, known) for e in carrying]
     if kind.role == "batch_norm":
         if shapes and shapes[0] and shapes[0][0] == 1 != n:
             return "instance normalisation (torch runs it as batch normalisation over the batch folded into channels)"
@@ -344,7 +355,7 @@ def _not_per_sample(node: Any, name: str, kind: _Kind | None, n: int, carrying: 
         operands = {id(node.next_functions[i][0]) for i in kind.activation if node.next_functions[i][0] is not None}
         if any(id(e[0]) not in operands for e in carrying) or len(carrying) > 1 and name == _MM:
             return along
-    out = _output_shape(node)
+    out = _output_shape(node, 0, known)
     if not out or out[0] != n or any(not s or s[0] != n for s in shapes):
         return along
     # Broadcasting may not pair one sample's row with another's: samples stay in dimension 0 of each operand.
@@ -685,11 +696,19 @@ def _saved(node: Any, key: str, *, optional: bool = False, kind: _Kind | None = 
     return value
 
 
-def _output_shape(node: Any, nr: int = 0) -> tuple[int, ...]:
-    try:
-        return tuple(getattr(node, _OUTPUT_METADATA)[nr].shape)
-    except (AttributeError, IndexError, TypeError) as e:
-        raise _Unexpected(f"{node.name()}.{_OUTPUT_METADATA}: {e}") from None
+def _output_shape(node: Any, nr: int = 0, known: dict[int, tuple[Any, ...]] | None = None) -> tuple[int, ...]:
+    """The shape of the node's forward output ``nr``; ``known`` keeps each node's shapes, read once."""
+    shapes = None if known is None else known.get(id(node))
+    if shapes is None:
+        try:
+            shapes = tuple(tuple(m.shape) for m in getattr(node, _OUTPUT_METADATA))
+        except (AttributeError, TypeError) as e:
+            raise _Unexpected(f"{node.name()}.{_OUTPUT_METADATA}: {e}") from None
+        if known is not None:
+            known[id(node)] = shapes
+    if nr >= len(shapes):
+        raise _Unexpected(f"{node.name()}.{_OUTPUT_METADATA} has no output {nr}")
+    return shapes[nr]
 
 
 def _variable(node: Any) -> torch.Tensor:
