@@ -428,7 +428,7 @@ def _layer_saved(node: Any, name: str, kind: _Kind, operands: list[int]) -> dict
         if read("by_frequency"):
             return None
         return {"indices": read("indices"), "rows": int(read("rows")),
-                "padding_idx": int(read("padding_idx"))}
+                "padding_idx": _signed(read("padding_idx"))}
     # A gain: broadcast over the batch, its gradient a sum over everything it multiplies.
     act, par = (read("other"), read("self")) if operands == [0] else \
         (read("self"), read("other"))
@@ -571,13 +571,8 @@ def _weight_parts(layer: _Layer, gy: torch.Tensor, groups: Sequence[tuple[int, i
         for g, a in zip(halves, cut(act)):
             out[0].append((g * a).sum_to_size(saved["shape"]))
     else:
-        num, pad = saved["rows"], saved["padding_idx"]
-        for g, idx in zip(halves, cut(plain_tensor(saved["indices"]))):
-            part = g.new_zeros((num, g.shape[-1]))
-            part.index_add_(0, idx.reshape(-1), g.reshape(-1, g.shape[-1]))
-            if 0 <= pad < num:  # no padding row is saved as -1 or as a huge sentinel
-                part[pad] = 0
-            out[0].append(part)
+        for g, idx in zip(halves, cut(plain_tensor(saved["indices"]))):  # what a plain backward calls
+            out[0].append(torch.ops.aten.embedding_dense_backward(g, idx, saved["rows"], saved["padding_idx"], False))
     layer.saved = {}  # the saved input is freed with the node, as in a plain backward
     return [(a, b) for a, b in out]
 
@@ -719,13 +714,19 @@ def _variable(node: Any) -> torch.Tensor:
 
 
 def _dims(node: Any, kind: _Kind, ndim: int) -> list[int]:
-    """The dimensions the node acts along, non-negative (saved as unsigned 64-bit integers when negative)."""
+    """The dimensions the node acts along, non-negative."""
     out = []
     for key in kind.dims:
         value = _saved(node, key, optional=True, kind=kind)
         values = [] if value is None else [value] if isinstance(value, int) else list(value)
-        out += [(int(d) - (1 << 64) if int(d) >= 1 << 63 else int(d)) % max(ndim, 1) for d in values]
+        out += [_signed(d) % max(ndim, 1) for d in values]
     return out
+
+
+def _signed(value: Any) -> int:
+    """A saved integer as Python sees it: negative ones come back as unsigned 64-bit integers."""
+    value = int(value)
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 Edge = tuple[Any, int]

@@ -601,3 +601,39 @@ def test_per_sample_operations_keep_the_split(op):
     aw = AWDiscriminatorLoss(D)
     assert _steps(D, aw, 2) == []
     assert aw._split.checked
+
+
+class _PaddedEmbeddingD(nn.Module):
+    def __init__(self, padding_idx) -> None:
+        super().__init__()
+        self.embed, self.l1, self.l2 = nn.Embedding(5, 3, padding_idx=padding_idx), nn.Linear(3, 8), nn.Linear(8, 1)
+
+    def forward(self, x, y):
+        return self.l2(torch.tanh(self.l1(x + self.embed(y))))
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+def test_embedding_with_a_padding_row(padding_idx):
+    torch.manual_seed(0)
+    D = _PaddedEmbeddingD(padding_idx).double()
+    aw = AWDiscriminatorLoss(D)
+    for step in range(2):
+        xr, xf, y = _data("plain", seed=step)
+        y[:4] = torch.tensor([2, 4, 2, 4])  # the padding rows are used
+        D_ref = copy.deepcopy(D)
+        d_fake, d_real = torch.split(D_ref(torch.cat([xf, xr]), y), [6, 6])
+        params = list(D_ref.parameters())
+        g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True)
+        g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params)
+        flat = lambda gs: np.concatenate([g.reshape(-1).numpy() for g in gs])  # noqa: E731
+        w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean().detach()),
+                                 float(torch.sigmoid(d_fake).mean().detach()))
+        for p in D.parameters():
+            p.grad = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d_fake, d_real = torch.split(D(torch.cat([xf, xr]), y), [6, 6])
+            aw.from_outputs(d_real, d_fake).backward()
+        for p, a, b in zip(D.parameters(), g_r, g_f):
+            torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=ATOL, rtol=0)
+    assert aw._split.checked
