@@ -222,7 +222,8 @@ def _rows(t: torch.Tensor) -> tuple[Edge, int, tuple[int, int]] | str | None:
         if _saved(node, "step") != 1:
             return None
         n = int(_saved(node, "sizes")[0])
-        start, stop, _ = slice(_saved(node, "start", optional=True), _saved(node, "end", optional=True)).indices(n)
+        bounds = [_saved(node, key, optional=True) for key in ("start", "end")]  # negative ones too (out[-n:])
+        start, stop, _ = slice(*(None if b is None else _signed(b) for b in bounds)).indices(n)
     elif node.name() == "SplitWithSizesBackward0":
         sizes = [int(s) for s in _saved(node, "split_sizes")]
         n, start = sum(sizes), sum(sizes[:nr])

@@ -471,6 +471,19 @@ def test_outputs_picked_from_one_pass_otherwise_than_by_row_slices_warn_once(pic
     assert len(messages) == 1 and op in messages[0], messages
 
 
+@pytest.mark.parametrize("pick", [
+    lambda out, n: (out[:-n], out[-n:]),  # negative bounds
+    lambda out, n: (out[:n].view(-1), out[n:].view(-1)),
+    lambda out, n: out.split(n),
+], ids=["negative-bounds", "views", "split"])
+def test_row_slices_of_one_pass_are_split(pick):
+    torch.manual_seed(0)
+    D = PlainD().double()
+    aw = AWDiscriminatorLoss(D)
+    assert _steps(D, aw, 2, pick=pick) == []
+    assert aw._split.checked
+
+
 def test_two_separate_passes_take_two_backward_passes_without_a_warning():
     torch.manual_seed(0)
     D = PlainD().double()
