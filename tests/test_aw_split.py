@@ -506,9 +506,10 @@ def _rename_saved(kind_name, key, attribute):
 
 def _saved_tensor_is_none(monkeypatch):
     real_getattr = getattr
-    monkeypatch.setattr(_grad_split, "getattr",
-                        lambda obj, name, *default: None if name == "_saved_mat1" else real_getattr(obj, name, *default),
-                        raising=False)
+
+    def getattr_with_mat1_none(obj, name, *default):
+        return None if name == "_saved_mat1" else real_getattr(obj, name, *default)
+    monkeypatch.setattr(_grad_split, "getattr", getattr_with_mat1_none, raising=False)
 
 
 @pytest.mark.parametrize("simulate", [
