@@ -78,26 +78,6 @@ class _DepositGradients(torch.autograd.Function):
 _STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
 
 
-def _differing_gradients(split: Sequence[torch.Tensor | None], reference: Sequence[torch.Tensor | None],
-                    ) -> list[int]:
-    """Indices where the split gradients differ from the reference beyond rounding (relative to each tensor)."""
-    scales = [float(b.abs().max()) for b in reference if b is not None and b.numel()]
-    floor = 1e-6 * max(scales, default=0.0)
-    bad = []
-    for k, (a, b) in enumerate(zip(split, reference)):
-        if a is None or b is None:
-            if (a is None) != (b is None):
-                bad.append(k)
-            continue
-        if not a.numel():
-            continue
-        rtol = 1e-3 if a.dtype in (torch.float32, torch.float64) else 3e-2
-        diff = (a.double() - b.double()).abs().nan_to_num(0.0)
-        if float(diff.max()) > rtol * max(float(b.abs().max()), floor):
-            bad.append(k)
-    return bad
-
-
 class AWDiscriminatorLoss(Component[AWStats]):
     r"""Adaptive weighted discriminator loss (aw-loss), Zadorozhnyy, Cheng & Ye, CVPR 2021.
 
@@ -164,10 +144,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
         self.last: AWStats | None = None
         self.steps = 0
         self._used: tuple[tuple[int, ...], list[bool]] | None = None
-        # One-backward split of from_outputs: graph structures checked once, refused ones, warnings given.
-        self._split_checked: set[tuple] = set()
-        self._split_refused: dict[tuple, str] = {}
-        self._warned: set[str] = set()
+        self._split = _grad_split.SplitBackward()  # from_outputs' one-backward split, checked once per graph
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -332,48 +309,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
     def _per_part_gradients(self, d_real, d_fake, loss_r, loss_f, names, params, scale: float,
                             retain_graph: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """The two parts' (scaled) gradients: one split backward where it is exact, else two backward passes."""
-        def two_passes() -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
-            g_r = torch.autograd.grad(loss_r * scale, params, retain_graph=True, allow_unused=True)
-            g_f = torch.autograd.grad(loss_f * scale, params, retain_graph=retain_graph, allow_unused=True)
-            return list(g_r), list(g_f)
-
-        split = _grad_split.plan(d_real, d_fake, list(zip(names, params)))
-        if isinstance(split, _grad_split.SplitPlan) and split.key in self._split_refused:
-            split = self._split_refused[split.key]
-        if not isinstance(split, _grad_split.SplitPlan):
-            if split is not None:
-                self._warn_fallback(split)
-            return two_passes()
-        total = (loss_r + loss_f) * scale
-        if split.key in self._split_checked:
-            return _grad_split.split_gradients(split, total, params, retain_graph=retain_graph)
-        # A graph structure seen for the first time: check the split against two backward passes once.
-        parts = _grad_split.split_gradients(split, total, params, retain_graph=True)
-        ref_r, ref_f = two_passes()
-        present = [g for g in (*ref_r, *ref_f) if g is not None]
-        if present and not bool(torch.isfinite(torch.stack(torch._foreach_norm(present))).all()):
-            return ref_r, ref_f  # an overflowing step (AMP) decides nothing: check on the next one
-        mismatch = [names[k] for k in sorted(set(_differing_gradients(parts[0], ref_r))
-                                             | set(_differing_gradients(parts[1], ref_f)))]
-        if len(self._split_checked) + len(self._split_refused) >= 32:  # bounded: shapes may vary forever
-            self._split_checked.clear()
-            self._split_refused.clear()
-        if mismatch:
-            self._split_refused[split.key] = (
-                f"an operation in D's graph mixes samples across the batch (the split gradients of "
-                f"{', '.join(repr(n) for n in mismatch[:3])} differ from two backward passes)")
-            self._warn_fallback(self._split_refused[split.key])
-            return ref_r, ref_f
-        self._split_checked.add(split.key)
-        return parts
-
-    def _warn_fallback(self, why: str) -> None:
-        if why in self._warned:
-            return
-        self._warned.add(why)
-        warnings.warn(f"AWDiscriminatorLoss.from_outputs: one backward pass cannot give both parts' gradients "
-                      f"here: {why}; using two backward passes through the shared graph (slower, same result)",
-                      RuntimeWarning, stacklevel=4)
+        return self._split.per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
 
     def _combine(self, params, loss_r, loss_f, out_r, out_f, g_r, g_f,
                  ) -> tuple[torch.Tensor, list[torch.Tensor], AWStats]:

@@ -59,4 +59,45 @@ def test_split_on_biggans_own_discriminator_equals_two_backward_passes(attention
                 torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=1e-10, rtol=0, msg=name)
             for b, b_ref in zip(D.buffers(), D_ref.buffers()):
                 torch.testing.assert_close(b, b_ref, atol=0, rtol=0)
-        assert aw._split_checked  # the one-backward path ran (checked once, then used alone)
+        assert aw._split.checked  # the one-backward path ran (checked once, then used alone)
+
+
+def test_a_renamed_autograd_attribute_falls_back_on_biggans_own_discriminator(monkeypatch):
+    """A torch release that renames a saved attribute the split reads: two backward passes, one warning."""
+    import dataclasses
+
+    from gan_optim import AWDiscriminatorLoss, _grad_split
+
+    kind = _grad_split._NODES["ConvolutionBackward0"]
+    monkeypatch.setitem(_grad_split._NODES, "ConvolutionBackward0",
+                        dataclasses.replace(kind, saved={**kind.saved, "input": "_saved_input_renamed"}))
+    with repo_on_path(REPO, biggan_stubs()):
+        import BigGAN
+
+        torch.manual_seed(0)
+        D = BigGAN.Discriminator(D_ch=2, resolution=32, D_attn="16", n_classes=10).double()
+        aw = AWDiscriminatorLoss(D, loss="hinge")
+        gen = torch.Generator().manual_seed(1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                x = torch.rand(4, 3, 32, 32, generator=gen, dtype=torch.float64) * 2 - 1
+                fake = torch.randn(4, 3, 32, 32, generator=gen, dtype=torch.float64)
+                y = torch.randint(0, 10, (8,), generator=gen)
+                D_ref = copy.deepcopy(D)
+                d_fake, d_real = torch.split(D_ref(torch.cat([fake, x]), y), [4, 4])
+                params = [p for p in D_ref.parameters() if p.requires_grad]
+                g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True)
+                g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params)
+                flat = lambda gs: np.concatenate([g.reshape(-1).numpy() for g in gs])  # noqa: E731
+                w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean().detach()),
+                                         float(torch.sigmoid(d_fake).mean().detach()))
+                for p in D.parameters():
+                    p.grad = None
+                d_fake, d_real = torch.split(D(torch.cat([fake, x]), y), [4, 4])
+                aw.from_outputs(d_real, d_fake).backward()
+                for (name, p), a, b in zip(D.named_parameters(), g_r, g_f):
+                    torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=1e-10, rtol=0, msg=name)
+        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        assert len(messages) == 1 and "_saved_input_renamed" in messages[0], messages
+        assert not aw._split.checked
