@@ -5,7 +5,9 @@ a forked child, and autograd's worker threads do not survive a fork (and Python 
 default on Linux). So every pool here starts its workers from a fork server where the platform has one
 (a fresh interpreter that has imported torch and the experiments once and done no torch work, so each
 worker starts in milliseconds), and as fresh interpreters (``spawn``) elsewhere. The caller is never
-forked; a worker gets its job by pickle.
+forked; a worker gets its job by pickle. As with any pool that does not fork, a script that starts one
+(``run_compare(..., workers=2)``) needs the ``if __name__ == "__main__":`` guard: a worker imports the
+script's main module again.
 """
 
 from __future__ import annotations
