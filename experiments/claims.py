@@ -715,8 +715,9 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     p_protocol = {**base, "iterations": steps, "every": math.gcd(max(steps // 25, 1), q_steps)}
     q_protocol = {**base, "iterations": q_steps}
     seed_list = list(range(seeds))
+    cache = _cache_name("paper" if device == "cpu" else f"paper_{device.replace(':', '')}", p_protocol)
     p_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, p_protocol, workers=default_workers(), evaluate=True,
-                           cache=out / _cache_name("paper", p_protocol), device=device)
+                           cache=out / cache, device=device)
     q_runs = [{**r, "snapshots": {it: a for it, a in r["snapshots"].items() if it <= q_steps},
                "log": {it: v for it, v in r["log"].items() if it <= q_steps},
                "metrics": {it: v for it, v in r["metrics"].items() if it <= q_steps}} for r in p_runs]
