@@ -199,9 +199,12 @@ def _command(repo_kind: str, repo: Path, technique: str, seed: int, script_args:
     return [*cmd, "--", *script_args]
 
 
-def _run_one(run: BaselineRun, cmd: list[str], threads: int, reader: Any) -> BaselineRun:
+def _run_one(run: BaselineRun, cmd: list[str], threads: int, reader: Any, visible_devices: str | None = None
+             ) -> BaselineRun:
     run.folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible_devices
     started = time.time()
     with open(run.folder / "output.log", "w") as log:
         log.write(" ".join(cmd) + "\n")
@@ -298,7 +301,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default for the tiny configuration: the statistics of its image set)")
     g.add_argument("--config", choices=("tiny", "published"), default=None,
                    help="with --repo: the repository's published CIFAR-10 flags, or a tiny CPU run "
-                        "(default: published with a GPU, tiny without)")
+                        "(default: published on a GPU, tiny on the CPU; see --device)")
     g.add_argument("--image-folder", default=None, metavar="DIR",
                    help="with --repo: train on these images (DIR/<class>/*.png) instead of the repository's "
                         "dataset (tiny default: scikit-learn's digits at 32 x 32, written to the output folder)")
@@ -316,6 +319,8 @@ class Settings:
     techniques: list[str]
     image_folder: Path | None
     reference: Path | None
+    #: CUDA_VISIBLE_DEVICES for the runs (``--device cuda:N``), or None to leave it as it is
+    visible_devices: str | None = None
 
 
 def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings:
@@ -338,7 +343,19 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings
         parser.error("argument --repo needs --inception-weights PATH (a local file: IS/FID are read from each run)")
     if not Path(args.inception_weights).expanduser().is_file():
         parser.error(f"argument --inception-weights: {args.inception_weights!r} is not a file")
-    cuda = torch.cuda.is_available()
+    if args.device is None:
+        cuda, visible = torch.cuda.is_available(), None
+    else:
+        from .pools import resolve_device
+
+        try:
+            device = resolve_device(args.device)
+        except ValueError as err:
+            parser.error(f"argument --device: {err}")
+        cuda, visible = device.type == "cuda", None
+        if device.index is not None:  # cuda:N counts the devices this process sees, as torch does
+            seen = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+            visible = seen[device.index] if seen else str(device.index)
     # The toy compare's name for the plain run is "baseline"; the launcher's is "none".
     techniques = ["none" if t.strip() == "baseline" else t.strip() for t in args.techniques.split(",") if t.strip()]
     unknown = [t for t in techniques if t not in TECHNIQUES]
@@ -352,7 +369,8 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Settings
     if reference is not None and not reference.exists():
         parser.error(f"argument --fid-reference: {args.fid_reference!r} does not exist")
     return Settings(repo_kind, repo, str(Path(args.inception_weights).expanduser().resolve()),
-                    args.config or ("published" if cuda else "tiny"), not cuda, techniques, image_folder, reference)
+                    args.config or ("published" if cuda else "tiny"), not cuda, techniques, image_folder, reference,
+                    visible)
 
 
 def run(settings: Settings, args: argparse.Namespace, script_args: Sequence[str], out: Path) -> int:
@@ -403,7 +421,8 @@ def run(settings: Settings, args: argparse.Namespace, script_args: Sequence[str]
     print(f"{len(jobs)} runs of {repo}/train.py ({config} configuration, {workers} at a time); each run's output "
           f"is in {out / 'runs'}/<technique>-seed<k>/output.log", file=sys.stderr)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_run_one, run_, cmd, args.threads, reader) for run_, cmd, reader in jobs]
+        futures = [pool.submit(_run_one, run_, cmd, args.threads, reader, settings.visible_devices)
+                   for run_, cmd, reader in jobs]
         for future in futures:
             done = future.result()
             status = "ok" if done.returncode == 0 else f"exit {done.returncode}"

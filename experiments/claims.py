@@ -321,7 +321,7 @@ def claim_saddle(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["sad
 
 
 def claim_angles(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["angles"], reduced: bool = False,
-                 **_: Any) -> ClaimResult:
+                 device: str = "cpu", **_: Any) -> ClaimResult:
     """Claim 3 (Zadorozhnyy et al. Fig. 4, on 8x8 digits instead of CIFAR-10): first 50 D iterations.
 
     Original loss: angle(grad L_r, grad L_f) > 90 deg; aw loss: angle(grad L_r,
@@ -331,8 +331,8 @@ def claim_angles(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["ang
     """
     iters, protocol = _protocol("angles", quick, reduced)
     sm = _Summary("angles", iters, seeds, protocol)
-    orig = [angles_run(False, iterations=iters, seed=s) for s in range(seeds)]
-    aw = [angles_run(True, iterations=iters, seed=s) for s in range(seeds)]
+    orig = [angles_run(False, iterations=iters, seed=s, device=device) for s in range(seeds)]
+    aw = [angles_run(True, iterations=iters, seed=s, device=device) for s in range(seeds)]
     rf = sm.values("share of iterations with ∠(∇L_r,∇L_f) > 90°", "original loss",
                    [float(np.mean([v > 90 for v in o["rf"]])) for o in orig])
     sm.values("mean ∠(∇L_r,∇L_f) (degrees)", "original loss", [float(np.mean(o["rf"])) for o in orig])
@@ -374,7 +374,7 @@ def _final(results: list[RunResult], tech: str, metric: str) -> list[float]:
 
 
 def claim_gaussians8_aw(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-aw"],
-                        reduced: bool = False, **_: Any) -> ClaimResult:
+                        reduced: bool = False, device: str = "cpu", **_: Any) -> ClaimResult:
     """Claim 4 (Zadorozhnyy et al. §5.3): plain GAN collapses onto few modes; aw-GAN covers all eight.
 
     Unit circle, BCE loss (the paper's third study), MLPs 2 x 128, Adam lr 1e-3;
@@ -387,7 +387,8 @@ def claim_gaussians8_aw(out: Path, quick: bool = False, seeds: int = DEFAULT_SEE
     sm = _Summary("gaussians8-aw", steps, seeds, protocol)
     task = make_task("gaussians8", radius=1.0)
     seed_list = list(range(seeds))
-    results = run_compare(task, ["baseline", "aw"], seed_list, steps, eval_every=max(steps // 30, 1), progress=False)
+    results = run_compare(task, ["baseline", "aw"], seed_list, steps, eval_every=max(steps // 30, 1), progress=False,
+                          device=device)
     _, files = _compare_files(results, task, out, "gaussians8_aw", steps=steps, seeds=seed_list,
                               title="Claim 4: 8 Gaussians on the unit circle, GAN vs aw-GAN")
     ci: dict[str, dict[str, Interval]] = {}
@@ -404,7 +405,7 @@ def claim_gaussians8_aw(out: Path, quick: bool = False, seeds: int = DEFAULT_SEE
 
 
 def claim_gaussians8_wegan(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-wegan"],
-                           reduced: bool = False, **_: Any) -> ClaimResult:
+                           reduced: bool = False, device: str = "cpu", **_: Any) -> ClaimResult:
     """Claim 5 (Pantazis et al. §4.1): WeGAN has lower MMD than plain GAN, best at eta = 0.01, for k = 1 and 5.
 
     Radius 3, identity covariance, MLPs 2 x 32, z 2-d; Adam lr 1e-3, batch 256;
@@ -420,7 +421,8 @@ def claim_gaussians8_wegan(out: Path, quick: bool = False, seeds: int = DEFAULT_
     files: list[Path] = []
     for k in (1, 5):
         techs = [f"nd:{k}"] + [f"wegan:{e}+nd:{k}" for e in etas]
-        results = run_compare(task, techs, seed_list, steps, eval_every=max(steps // 20, 1), progress=False)
+        results = run_compare(task, techs, seed_list, steps, eval_every=max(steps // 20, 1), progress=False,
+                              device=device)
         _, f = _compare_files(results, task, out, f"gaussians8_wegan_k{k}", steps=steps, seeds=seed_list,
                               title=f"Claim 5: 8 Gaussians radius 3, WeGAN vs GAN, k={k}")
         files += f
@@ -442,7 +444,7 @@ def claim_gaussians8_wegan(out: Path, quick: bool = False, seeds: int = DEFAULT_
 
 
 def claim_freeadv(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["freeadv"], reduced: bool = False,
-                  **_: Any) -> ClaimResult:
+                  device: str = "cpu", **_: Any) -> ClaimResult:
     """Claim 6 (Zhong et al.): free adversarial D has no extra backward per replay and reaches a target sooner.
 
     On 8 Gaussians (unit circle), plain D training vs FreeAdvDiscriminator
@@ -461,7 +463,8 @@ def claim_freeadv(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["fr
     results = []
     for tech in techs:
         for s in seed_list:
-            results.append(train_run(task, tech, s, steps, eval_every=max(steps // 30, 1), count_backward=True))
+            results.append(train_run(task, tech, s, steps, eval_every=max(steps // 30, 1), count_backward=True,
+                                     device=device))
     summary, files = _compare_files(results, task, out, "freeadv", steps=steps, seeds=seed_list,
                                     title="Claim 6: free adversarial D vs plain D, 8 Gaussians")
     per_update: dict[str, Interval] = {}
@@ -497,7 +500,8 @@ def _combine(a: str, b: str) -> str | None:
 
 
 def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["digits"],
-                 classifier_path: str | None = None, reduced: bool = False, **_: Any) -> ClaimResult:
+                 classifier_path: str | None = None, reduced: bool = False, device: str = "cpu",
+                 **_: Any) -> ClaimResult:
     """Claim 7: each technique and the best combination vs baseline on digits, to an FID-digits target.
 
     MLP G/D (2 x 256), batch 64, 3000 iterations. Each technique runs with its
@@ -535,7 +539,7 @@ def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["dig
         scores = []
         for lr in grid:
             pilot = run_compare(task, [tech], list(PILOT_SEEDS), steps, eval_every=steps, progress=False,
-                                workers=default_workers(), lr=lr, losses=losses(tech))
+                                workers=default_workers(), lr=lr, losses=losses(tech), device=device)
             ci = sm.values("pilot: final FID-digits", f"{tech}, G lr {lr:g}",
                            [r.rows[-1]["fid"] for r in pilot], text=f"pilot seeds {list(PILOT_SEEDS)}")
             # a diverged pilot (NaN) ranks last
@@ -543,7 +547,7 @@ def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["dig
         lr_best = min(scores)[1]
         sm.point("chosen G learning rate", tech, lr_best, text="lowest pilot mean final FID-digits, from the means")
         return run_compare(task, [tech], seed_list, steps, eval_every=every, progress=False,
-                           workers=default_workers(), lr=lr_best, losses=losses(tech))
+                           workers=default_workers(), lr=lr_best, losses=losses(tech), device=device)
 
     results: list[RunResult] = []
     for tech in singles:
@@ -578,7 +582,7 @@ def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["dig
 
 def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-aw-paper"],
                               reduced: bool = False, runs: list[dict[str, Any]] | None = None,
-                              **_: Any) -> ClaimResult:
+                              device: str = "cpu", **_: Any) -> ClaimResult:
     """Claim 4 under the paper's own protocol (:mod:`gan_optim_experiments.paper_gaussians8`).
 
     Modes at the last snapshot, standard rule: "collapses" = the plain GAN's interval lies
@@ -596,7 +600,7 @@ def claim_gaussians8_aw_paper(out: Path, quick: bool = False, seeds: int = DEFAU
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     if runs is None:
-        runs = paper.run_all(CLAIM4_PAPER, range(seeds), small, workers=default_workers())
+        runs = paper.run_all(CLAIM4_PAPER, range(seeds), small, workers=default_workers(), device=device)
         files.append(paper.save(runs, out / "gaussians8_aw_paper.npz"))
     seed_count = len({r["seed"] for r in runs})
     sm = _Summary("gaussians8-aw-paper", steps, seed_count, protocol)
@@ -689,7 +693,7 @@ def _spearman(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-protocols"],
-                               reduced: bool = False, **_: Any) -> ClaimResult:
+                               reduced: bool = False, device: str = "cpu", **_: Any) -> ClaimResult:
     """Does ``compare --protocol quick`` give ``--protocol paper``'s verdicts? Every technique, both protocols.
 
     ``quick`` is ``paper`` stopped early: the same seeds, weights, data and noise, so its runs are the
@@ -711,8 +715,9 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     p_protocol = {**base, "iterations": steps, "every": math.gcd(max(steps // 25, 1), q_steps)}
     q_protocol = {**base, "iterations": q_steps}
     seed_list = list(range(seeds))
+    cache = _cache_name("paper" if device == "cpu" else f"paper_{device.replace(':', '')}", p_protocol)
     p_runs = paper.run_all(PROTOCOL_TECHNIQUES, seed_list, p_protocol, workers=default_workers(), evaluate=True,
-                           cache=out / _cache_name("paper", p_protocol))
+                           cache=out / cache, device=device)
     q_runs = [{**r, "snapshots": {it: a for it, a in r["snapshots"].items() if it <= q_steps},
                "log": {it: v for it, v in r["log"].items() if it <= q_steps},
                "metrics": {it: v for it, v in r["metrics"].items() if it <= q_steps}} for r in p_runs]

@@ -34,6 +34,20 @@ def _target(text: str) -> tuple[str, float]:
     return metric, number
 
 
+def _device(parser: argparse.ArgumentParser, device: str | None) -> str:
+    """``--device`` checked (one line and exit 2 when it is not there); ``cpu`` when not given."""
+    from .pools import resolve_device
+
+    try:
+        return str(resolve_device("cpu" if device is None else device))
+    except ValueError as err:
+        parser.error(f"argument --device: {err}")
+
+
+def _device_note(device: str) -> str:
+    return "" if device == "cpu" else f" G and D trained on `{device}`; every metric computed on the CPU."
+
+
 def _output_folder(parser: argparse.ArgumentParser, out: str | None, default: str, overwrite: bool,
                    created: list[Path] | None = None) -> Path:
     """The folder to write: an explicit --out must be new or empty (or --overwrite); the default gets a fresh
@@ -66,7 +80,7 @@ def _output_folder(parser: argparse.ArgumentParser, out: str | None, default: st
 
 def _compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gan-optim compare",
-                                description="Run techniques side by side on a small CPU task "
+                                description="Run techniques side by side on a small task, on the CPU or a GPU "
                                             "(same seeds, initial weights and data per technique).")
     p.add_argument("--task", default="gaussians8", choices=("gaussians8", "digits", *TOY_TASKS),
                    help="task (default gaussians8); dirac, saddle and angles run their claim's setting")
@@ -97,6 +111,10 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier-path", default=None,
                    help="digits: where the FID-digits classifier is cached (default ~/.cache/gan_optim/"
                         "digits_classifier.pt, or $GAN_OPTIM_CACHE)")
+    p.add_argument("--device", default=None,
+                   help="where G and D train: cpu (default), cuda or cuda:N; data, noise and initial weights "
+                        "are drawn on the CPU and every metric is computed there, whatever the device. With "
+                        "--repo: default cuda when there is one")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="runs in parallel, one process and one thread each (default: one per CPU core)")
@@ -149,11 +167,12 @@ def _compare(argv: Sequence[str], created: list[Path]) -> int:
         settings = baselines.check(args, parser)
         out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite, created)
         return baselines.run(settings, args, script_args, out)
+    device = _device(parser, args.device)
     out = _output_folder(parser, args.out, "gan_optim_runs/compare", args.overwrite, created)
     if args.task in TOY_TASKS:
         from .claims import run_claim
 
-        res = run_claim(args.task, out)
+        res = run_claim(args.task, out, device=device)
         print(res.line)
         print(f"wrote {', '.join(str(f) for f in res.files)}")
         return 0
@@ -164,7 +183,7 @@ def _compare(argv: Sequence[str], created: list[Path]) -> int:
         if args.losses is not None:
             parser.error(f"argument --losses: --protocol {protocol} fixes each technique's loss (see its summary.md); "
                          "--losses applies to --task digits and --protocol short")
-        return _compare_paper(parser, args, protocol, out)
+        return _compare_paper(parser, args, protocol, out, device)
     from .runner import default_workers, run_compare, summarize, summary_markdown
     from .tasks import make_task
 
@@ -181,13 +200,14 @@ def _compare(argv: Sequence[str], created: list[Path]) -> int:
     try:
         results = run_compare(task, techniques, seeds, steps, eval_every=every, progress=not args.no_progress,
                               workers=args.workers or default_workers(), lr=args.lr, batch=args.batch,
-                              losses=args.losses or "plain")
+                              losses=args.losses or "plain", device=device)
     except ValueError as err:
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2
     settings = {r.technique: r.setting for r in results if r.setting is not None}
     note = (f"Losses (`--losses {args.losses or 'plain'}`): "
-            + "; ".join(f"`{name}`: {setting.source}" for name, setting in settings.items()) + ".")
+            + "; ".join(f"`{name}`: {setting.source}" for name, setting in settings.items()) + "."
+            + _device_note(device))
     md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
                           note=note)
     return _write_outputs(results, task, md, out, t0)
@@ -208,7 +228,8 @@ def _write_outputs(results: Sequence[Any], task: Any, md: str, out: Path, t0: fl
     return 0
 
 
-def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, out: Path) -> int:
+def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, out: Path,
+                   device: str) -> int:
     """compare on gaussians8 under the aw paper's §5.3 protocol (``paper``) or its shorter form (``quick``)."""
     from . import paper_gaussians8 as paper
     from .runner import default_workers, summarize, summary_markdown
@@ -234,12 +255,12 @@ def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, na
     t0 = time.perf_counter()
     try:
         runs = paper.run_all(techniques, seeds, protocol, workers=args.workers or default_workers(),
-                             progress=not args.no_progress, evaluate=True)
+                             progress=not args.no_progress, evaluate=True, device=device)
     except ValueError as err:
         print(f"gan-optim compare: {err}", file=sys.stderr)
         return 2
     results = paper.to_results(runs, task)
-    note = paper.describe(name, protocol)
+    note = paper.describe(name, protocol) + _device_note(device)
     if name == "quick":
         note += (" Whether `quick` gives `paper`'s verdicts is claim `gaussians8-protocols` in docs/RESULTS.md "
                  "(`gan-optim reproduce gaussians8-protocols`).")
@@ -270,6 +291,8 @@ def reproduce_main(argv: Sequence[str]) -> int:
     p.add_argument("--from-csv", metavar="DIR", default=None,
                    help="with 'all' and --write-docs: render the page from the CSVs in DIR without running")
     p.add_argument("--classifier-path", default=None, help="digits: FID-digits classifier cache path")
+    p.add_argument("--device", default=None,
+                   help="where the neural claims' G and D train: cpu (default), cuda or cuda:N (metrics on the CPU)")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(list(argv))
     if args.claim != "all" and (args.write_docs or args.from_csv):
@@ -278,11 +301,13 @@ def reproduce_main(argv: Sequence[str]) -> int:
         p.error("--from-csv needs --write-docs FILE")
     if args.from_csv:
         return _write_docs(p, args.from_csv, args.write_docs)
+    device = _device(p, args.device)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out {out}: exists and is not a folder")
-    kwargs = {"quick": args.quick, "reduced": args.reduced, "classifier_path": args.classifier_path}
+    kwargs = {"quick": args.quick, "reduced": args.reduced, "classifier_path": args.classifier_path,
+              "device": device}
     if args.seeds is not None:
         kwargs["seeds"] = args.seeds
     log = logging.getLogger(__name__)

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -77,6 +76,7 @@ from gan_optim import (
     WeightedGeneratorLoss,
 )
 
+from .pools import pool_context, resolve_device
 from .runner import RunResult, TechniqueSpec, parse_technique
 from .tasks import GANTask, gaussians8
 
@@ -125,19 +125,24 @@ def _spec(technique: str) -> TechniqueSpec:
     return spec
 
 
-def run(technique: str, seed: int, protocol: dict[str, Any] | None = None, *, models: bool = False
-        ) -> dict[str, Any]:
+def run(technique: str, seed: int, protocol: dict[str, Any] | None = None, *, models: bool = False,
+        device: str | torch.device = "cpu") -> dict[str, Any]:
     """One run of ``technique`` (see :data:`TECHNIQUES`; compositions such as ``aw+ttur`` too).
 
     Returns the snapshots' samples ``{iteration: (n, 2) array}``, per snapshot the D and G optimizer
     steps so far and the training seconds so far (``log``: ``{iteration: (d_updates, g_updates, wall_s)}``),
     and the total seconds; with ``models`` the trained ``"G"`` and ``"D"`` too.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``) holds G, D and their steps; the networks are initialised and
+    the data and noise drawn on the CPU from the same seeded streams on every device, and the snapshots
+    come back to the CPU.
     """
     spec = _spec(technique)
+    dev = resolve_device(device)
     p = {**PROTOCOL, **(protocol or {})}
     torch.manual_seed(seed)
-    G = _tanh_mlp(p["z_dim"], 2, p["hidden"], p["layers"], p["gain"])
-    D = _tanh_mlp(2, 1, p["hidden"], p["layers"], p["gain"])
+    G = _tanh_mlp(p["z_dim"], 2, p["hidden"], p["layers"], p["gain"]).to(dev)
+    D = _tanh_mlp(2, 1, p["hidden"], p["layers"], p["gain"]).to(dev)
     tt: TwoTimescale | None = None
     if spec.ttur is not None:
         # TTUR's direction (D faster than G) at G's rate of [33]: see the module docstring.
@@ -190,8 +195,8 @@ def run(technique: str, seed: int, protocol: dict[str, Any] | None = None, *, mo
         if not stopped:
             t0 = time.perf_counter()
             idx = torch.randint(0, len(mu), (p["batch"],), generator=data_gen)
-            x = mu[idx] + p["std"] * torch.randn(p["batch"], 2, generator=data_gen)
-            z = torch.randn(p["batch"], p["z_dim"], generator=data_gen)
+            x = (mu[idx] + p["std"] * torch.randn(p["batch"], 2, generator=data_gen)).to(dev)
+            z = torch.randn(p["batch"], p["z_dim"], generator=data_gen).to(dev)
             try:
                 fake = G(z)
                 if sched is None:
@@ -219,7 +224,7 @@ def run(technique: str, seed: int, protocol: dict[str, Any] | None = None, *, mo
             wall += time.perf_counter() - t0
         if it % p["every"] == 0:
             with torch.no_grad():
-                samples = G(torch.randn(p["n_samples"], p["z_dim"], generator=eval_gen)).numpy()
+                samples = G(torch.randn(p["n_samples"], p["z_dim"], generator=eval_gen).to(dev)).cpu().numpy()
             snapshots[it] = np.full_like(samples, np.nan) if stopped else samples
             log[it] = (counts["D"], counts["G"], wall)
     out = {"technique": technique, "seed": seed, "snapshots": snapshots, "log": log, "seconds": wall}
@@ -235,10 +240,10 @@ def _cost(technique: str) -> float:
     return 1.0 + 0.4 * spec.aw + 0.35 * (spec.freeadv or 0) - 0.3 * (spec.adaptive is not None)
 
 
-def _job(args: tuple[str, int, dict[str, Any], bool]) -> dict[str, Any]:
+def _job(args: tuple[str, int, dict[str, Any], bool, str]) -> dict[str, Any]:
     torch.set_num_threads(1)
-    technique, seed, protocol, evaluate = args
-    out = run(technique, seed, protocol)
+    technique, seed, protocol, evaluate, device = args
+    out = run(technique, seed, protocol, device=device)
     if evaluate:  # in the worker: the metrics are most of a short run's cost
         task = compare_task(protocol)
         out["metrics"] = {it: snapshot_metrics(a, task) for it, a in out["snapshots"].items()}
@@ -247,9 +252,11 @@ def _job(args: tuple[str, int, dict[str, Any], bool]) -> dict[str, Any]:
 
 def run_all(techniques: Sequence[str], seeds: Sequence[int], protocol: dict[str, Any] | None = None, *,
             workers: int = 1, progress: bool = False, evaluate: bool = False,
-            cache: Path | None = None) -> list[dict[str, Any]]:
-    """Every (technique, seed) run, in that order, on ``workers`` forked processes (a bar over runs with
-    ``progress``; with ``evaluate`` each run's :func:`snapshot_metrics` too, under ``"metrics"``).
+            cache: Path | None = None, device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """Every (technique, seed) run, in that order, on ``workers`` processes (a bar over runs with
+    ``progress``; with ``evaluate`` each run's :func:`snapshot_metrics` too, under ``"metrics"``, computed
+    on the CPU). The workers never fork this process (:func:`~gan_optim_experiments.pools.pool_context`);
+    each run is seeded on its own, so parallel runs equal serial ones. ``device``: see :func:`run`.
 
     ``cache``: a folder where each finished run is saved at once (``<technique>_s<seed>.npz``) and from
     which a run already there is loaded instead of run again, so a long job that stops loses the runs
@@ -257,6 +264,7 @@ def run_all(techniques: Sequence[str], seeds: Sequence[int], protocol: dict[str,
     """
     for t in techniques:
         _spec(t)  # a bad name fails here, before any run
+    device = str(resolve_device(device))  # and a bad device
     keys = [(t, s) for t in techniques for s in seeds]
     paths = {k: Path(cache) / f"{k[0]}_s{k[1]}.npz" for k in keys} if cache is not None else {}
     if cache is not None:
@@ -265,7 +273,7 @@ def run_all(techniques: Sequence[str], seeds: Sequence[int], protocol: dict[str,
     for k, path in paths.items():
         if path.is_file():
             (results[k],) = load(path)
-    jobs = [(t, s, dict(protocol or {}), evaluate) for t, s in keys if (t, s) not in results]
+    jobs = [(t, s, dict(protocol or {}), evaluate, device) for t, s in keys if (t, s) not in results]
     # Longest runs first, so the pool does not end on one long run with the other cores idle.
     jobs.sort(key=lambda j: -_cost(j[0]))
     bar = None
@@ -284,8 +292,7 @@ def run_all(techniques: Sequence[str], seeds: Sequence[int], protocol: dict[str,
 
     try:
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                     mp_context=multiprocessing.get_context("fork")) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=pool_context()) as pool:
                 for done in as_completed([pool.submit(_job, j) for j in jobs]):
                     finished(done.result())  # a worker's error, first come
         else:
@@ -464,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=PROTOCOL["every"])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--techniques", default="plain,aw", help="comma-separated (default %(default)s)")
+    ap.add_argument("--device", default="cpu", help="where G and D train: cpu (default), cuda or cuda:N")
     args = ap.parse_args(argv)
     if args.seeds < 1 or args.iterations < 1 or args.every < 1 or args.workers < 1:
         print("paper_gaussians8: --seeds, --iterations, --every and --workers must be positive", file=sys.stderr)
@@ -472,11 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for t in techniques:
             _spec(t)
+        resolve_device(args.device)
     except ValueError as err:
         print(f"paper_gaussians8: {err}", file=sys.stderr)
         return 2
     results = run_all(techniques, range(args.seeds), {"iterations": args.iterations, "every": args.every},
-                      workers=args.workers)
+                      workers=args.workers, device=args.device)
     out = save(results, Path(args.out))
     write_summary(summarize(results, {"iterations": args.iterations, "every": args.every}),
                   out.with_name(out.stem + "_summary.csv"))

@@ -27,8 +27,8 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import multiprocessing
 import os
+import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Sequence
@@ -47,8 +47,9 @@ from gan_optim import (
 )
 from gan_optim._checks import check_choice, check_real
 from gan_optim.functional.losses import D_LOSSES, G_LOSSES, d_loss_fake, d_loss_real, g_loss_per_sample
+from .pools import pool_context, resolve_device
 from .stats import N_RESAMPLES, Interval, bootstrap_ci
-from .tasks import GANTask
+from .tasks import GANTask, make_task
 
 __all__ = [
     "COMPONENTS",
@@ -230,7 +231,7 @@ class RunResult:
 def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: int, *, eval_every: int = 100,
               lr: float | None = None, batch: int | None = None, loss: str | None = None,
               losses: str | LossSetting = "plain", progress: Callable[[int], None] | None = None,
-              count_backward: bool = False) -> RunResult:
+              count_backward: bool = False, device: str | torch.device = "cpu") -> RunResult:
     """Train one technique on one task for ``steps`` iterations; evaluate every ``eval_every``.
 
     One iteration is ``n_d`` D updates and one G update, or with ``adaptive``
@@ -239,7 +240,12 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
     replays each count), ``wall_s`` (training time only) and every metric.
     ``losses`` picks the losses and optimiser (:func:`resolve_losses`; ``loss``,
     the task's D loss by default, applies to ``"plain"`` only).
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``) holds G, D and their steps. The networks are initialised and
+    the data and noise drawn on the CPU, from the same seeded streams on every device, and moved there;
+    samples come back to the CPU for the metrics, so every metric is computed on the CPU whatever the device.
     """
+    dev = resolve_device(device)
     spec = parse_technique(technique) if isinstance(technique, str) else technique
     lr = float(task.defaults["lr"] if lr is None else lr)
     batch = int(task.defaults["batch"] if batch is None else batch)
@@ -247,10 +253,16 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
     setting = resolve_losses(spec, losses, d_loss=loss)
     loss = setting.d_loss
     torch.manual_seed(seed)
-    G, D = task.make_g(), task.make_d()
+    G, D = task.make_g().to(dev), task.make_d().to(dev)
     data_gen = torch.Generator().manual_seed(10_000 + seed)
     z_gen = torch.Generator().manual_seed(20_000 + seed)
-    z_eval = task.sample_z(task.n_eval, torch.Generator().manual_seed(30_000 + seed))
+    z_eval = task.sample_z(task.n_eval, torch.Generator().manual_seed(30_000 + seed)).to(dev)
+
+    def real_batch() -> torch.Tensor:
+        return task.sample_real(batch, data_gen).to(dev)
+
+    def noise_batch() -> torch.Tensor:
+        return task.sample_z(batch, z_gen).to(dev)
 
     tt: TwoTimescale | None = None
     opt_cls: type[torch.optim.Optimizer] = torch.optim.Adam if setting.optimizer == "adam" else torch.optim.RMSprop
@@ -302,9 +314,9 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
             (opt_d if which == "D" else opt_g).step()
 
     def d_step(need_g_loss: bool) -> tuple[float, float]:
-        x = task.sample_real(batch, data_gen)
+        x = real_batch()
         with torch.no_grad():
-            fake = G(task.sample_z(batch, z_gen))
+            fake = G(noise_batch())
         loss_g = math.nan
         if fa is not None:
             stats = fa.step(x, fake)
@@ -335,7 +347,7 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
 
     def g_step(need_d_loss: bool) -> tuple[float, float]:
         opt_g.zero_grad(set_to_none=True)
-        d_fake = D(G(task.sample_z(batch, z_gen)))
+        d_fake = D(G(noise_batch()))
         loss_g = wg(d_fake) if wg is not None else g_loss(d_fake)
         loss_g.backward()
         step_opt("G")
@@ -343,14 +355,14 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
         loss_d = math.nan
         if need_d_loss:
             with torch.no_grad():
-                x = task.sample_real(batch, data_gen)
+                x = real_batch()
                 loss_d = float(d_loss_real(D(x), loss) + d_loss_fake(d_fake.detach(), loss))
         return loss_d, float(loss_g.detach())
 
     def evaluate(step: int, wall: float) -> None:
         G.eval()
         with torch.no_grad():
-            fake = G(z_eval)
+            fake = G(z_eval).cpu()
         G.train()
         row: dict[str, Any] = {"task": task.name, "technique": spec.name, "seed": seed, "step": step,
                                "d_updates": result.d_updates, "g_updates": result.g_updates,
@@ -393,16 +405,30 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
     return result
 
 
-# The task of a parallel compare, inherited by forked workers (tasks hold closures: not picklable).
-_WORKER_TASK: GANTask | None = None
+# A worker's tasks, built once per process from their recipes (tasks hold closures: they do not pickle).
+_WORKER_TASKS: dict[str, GANTask] = {}
 
 
-def _worker_run(spec: TechniqueSpec, seed: int, steps: int, eval_every: int, threads: int,
-                kwargs: dict[str, Any]) -> RunResult:
-    # First thing in the child: one intra-op thread, so no OpenMP pool inherited through fork is used.
+def _task_for_workers(task: GANTask) -> GANTask | tuple[str, dict[str, Any]] | None:
+    """What a worker process rebuilds ``task`` from: its recipe, else the task itself if it pickles."""
+    if task.recipe is not None:
+        return task.recipe
+    try:
+        pickle.dumps(task)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+    return task
+
+
+def _worker_run(task: GANTask | tuple[str, dict[str, Any]], spec: TechniqueSpec, seed: int, steps: int,
+                eval_every: int, threads: int, kwargs: dict[str, Any]) -> RunResult:
     torch.set_num_threads(threads)
-    assert _WORKER_TASK is not None
-    return train_run(_WORKER_TASK, spec, seed, steps, eval_every=eval_every, **kwargs)
+    if not isinstance(task, GANTask):
+        key = repr(task)
+        if key not in _WORKER_TASKS:
+            _WORKER_TASKS[key] = make_task(task[0], **task[1])
+        task = _WORKER_TASKS[key]
+    return train_run(task, spec, seed, steps, eval_every=eval_every, **kwargs)
 
 
 def default_workers() -> int:
@@ -417,10 +443,13 @@ def run_compare(task: GANTask, techniques: Sequence[str], seeds: Sequence[int], 
                 eval_every: int = 100, progress: bool = True, workers: int = 1, **kwargs: Any) -> list[RunResult]:
     """Run every technique for every seed (one tqdm bar over the whole run).
 
-    ``workers > 1`` runs the (technique, seed) runs in that many forked
-    processes, one thread each; every run is seeded on its own, so the rows
-    equal a serial run's (wall-clock columns aside). Results keep the serial
-    order: technique by technique, seed by seed.
+    ``workers > 1`` runs the (technique, seed) runs in that many worker
+    processes, one thread each, started without forking this process
+    (:func:`~gan_optim_experiments.pools.pool_context`; a task without a
+    recipe that does not pickle runs serially); every run is seeded on its
+    own, so the rows equal a serial run's (wall-clock columns aside). Results
+    keep the serial order: technique by technique, seed by seed. ``kwargs``
+    go to :func:`train_run` (``lr``, ``batch``, ``losses``, ``device``, ...).
     """
     specs = [parse_technique(t) for t in techniques]
     jobs = [(spec, seed) for spec in specs for seed in seeds]
@@ -430,23 +459,24 @@ def run_compare(task: GANTask, techniques: Sequence[str], seeds: Sequence[int], 
 
         bar = tqdm(total=len(jobs) * steps, desc=f"compare {task.name}", unit="it", mininterval=0.5)
     workers = min(max(1, int(workers)), len(jobs))
+    if "device" in kwargs:
+        kwargs["device"] = str(resolve_device(kwargs["device"]))  # a bad device fails here, before any run
+    shipped = _task_for_workers(task) if workers > 1 else None
+    if workers > 1 and shipped is None:
+        log.warning("task %r has no recipe and does not pickle: its runs go one after another", task.name)
+        workers = 1
     results: list[RunResult] = []
     try:
-        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            global _WORKER_TASK
-            _WORKER_TASK = task
-            try:
-                ctx = multiprocessing.get_context("fork")
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                    futures = [pool.submit(_worker_run, spec, seed, steps, eval_every, 1, kwargs)
-                               for spec, seed in jobs]
-                    for done in as_completed(futures):
-                        done.result()  # raise a worker's error here, first come
-                        if bar is not None:
-                            bar.update(steps)
-                    results = [f.result() for f in futures]
-            finally:
-                _WORKER_TASK = None
+        if workers > 1:
+            assert shipped is not None
+            with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
+                futures = [pool.submit(_worker_run, shipped, spec, seed, steps, eval_every, 1, kwargs)
+                           for spec, seed in jobs]
+                for done in as_completed(futures):
+                    done.result()  # raise a worker's error here, first come
+                    if bar is not None:
+                        bar.update(steps)
+                results = [f.result() for f in futures]
         else:
             for spec, seed in jobs:
                 if bar is not None:

@@ -47,7 +47,10 @@ class GANTask:
 
     ``metrics`` maps a batch of generated samples to a dict of floats;
     ``lower_better`` names the direction of each metric; ``target`` is the
-    (metric, value) pair that "time to target" refers to.
+    (metric, value) pair that "time to target" refers to. ``recipe``,
+    ``(name, options)`` for :func:`make_task`, rebuilds the task in a worker
+    process (a task holds closures, which do not pickle); a task without one
+    runs its compare serially unless it pickles.
     """
 
     name: str
@@ -61,6 +64,7 @@ class GANTask:
     n_eval: int
     defaults: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    recipe: tuple[str, dict[str, Any]] | None = None
 
     def sample_z(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """Standard normal noise, ``(n, z_dim)``."""
@@ -103,6 +107,7 @@ def gaussians8(radius: float = 1.0, std: float | None = None, hidden: int = 128,
         target=("mmd", 0.02 if radius <= 1.5 else 0.01), n_eval=1000,
         defaults={"lr": 1e-3, "batch": 256, "loss": "bce", "freeadv_epsilon": 0.02 * radius},
         info={"centers": centers, "std": std, "radius": radius, "ref": ref, "bandwidth": bandwidth},
+        recipe=("gaussians8", {"radius": radius, "std": std, "hidden": hidden, "layers": layers, "z_dim": z_dim}),
     )
 
 
@@ -128,6 +133,7 @@ def digits(classifier_path: str | None = None, hidden: int = 256, **_: Any) -> G
         target=("fid", 150.0), n_eval=1000,
         defaults={"lr": 2e-4, "batch": 64, "loss": "bce", "freeadv_epsilon": 6e-3},
         info={"images": x},
+        recipe=("digits", {"classifier_path": classifier_path, "hidden": hidden}),
     )
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as nnf
 
 from gan_optim import AdaptiveScheduler, AWDiscriminatorLoss, TwoTimescale
 from gan_optim.functional.losses import d_loss_fake, d_loss_real
+from .pools import resolve_device
 from .tasks import make_task
 
 __all__ = ["SADDLE_SETTINGS", "angles_run", "dirac_run", "saddle_run"]
@@ -114,7 +115,8 @@ def saddle_run(lr_x: float, lr_y: float, *, steps: int = 3000, noise: float = 1.
 
 
 def _flat(grads) -> torch.Tensor:
-    return torch.cat([g.reshape(-1) for g in grads])
+    # on the CPU: the angles are computed there whatever the device of the run
+    return torch.cat([g.reshape(-1) for g in grads]).cpu()
 
 
 def _angle(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -123,17 +125,19 @@ def _angle(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def angles_run(use_aw: bool, *, iterations: int = 50, seed: int = 0, batch: int = 64, lr: float = 2e-4,
-               loss: str = "hinge") -> dict[str, list[float]]:
+               loss: str = "hinge", device: str | torch.device = "cpu") -> dict[str, list[float]]:
     r"""Angles between D-loss gradients over the first ``iterations`` D iterations on digits.
 
     Per iteration: :math:`\angle(\nabla L_r, \nabla L_f)`, :math:`\angle(\nabla L_r, \nabla L_D)`,
     :math:`\angle(\nabla L_f, \nabla L_D)`, with :math:`\nabla L_D` the gradient the D
     step actually takes (``L_r + L_f``, or the aw loss's). One D step then one
-    G step per iteration (hinge loss, as the paper's §5.1).
+    G step per iteration (hinge loss, as the paper's §5.1). ``device`` holds G and D (initialised, and the
+    data and noise drawn, on the CPU); the angles are computed on the CPU.
     """
+    dev = resolve_device(device)
     task = make_task("digits")
     torch.manual_seed(seed)
-    G, D = task.make_g(), task.make_d()
+    G, D = task.make_g().to(dev), task.make_d().to(dev)
     data_gen = torch.Generator().manual_seed(10_000 + seed)
     z_gen = torch.Generator().manual_seed(20_000 + seed)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -142,9 +146,9 @@ def angles_run(use_aw: bool, *, iterations: int = 50, seed: int = 0, batch: int 
     params = [p for p in D.parameters()]
     out: dict[str, list[float]] = {"rf": [], "rD": [], "fD": [], "case": []}
     for _ in range(iterations):
-        x = task.sample_real(batch, data_gen)
+        x = task.sample_real(batch, data_gen).to(dev)
         with torch.no_grad():
-            fake = G(task.sample_z(batch, z_gen))
+            fake = G(task.sample_z(batch, z_gen).to(dev))
         g_r = _flat(torch.autograd.grad(d_loss_real(D(x), loss), params))
         g_f = _flat(torch.autograd.grad(d_loss_fake(D(fake), loss), params))
         opt_d.zero_grad(set_to_none=True)
@@ -160,7 +164,7 @@ def angles_run(use_aw: bool, *, iterations: int = 50, seed: int = 0, batch: int 
         out["rD"].append(_angle(g_r, g_d))
         out["fD"].append(_angle(g_f, g_d))
         opt_g.zero_grad(set_to_none=True)
-        d_fake = D(G(task.sample_z(batch, z_gen))).reshape(-1)
+        d_fake = D(G(task.sample_z(batch, z_gen).to(dev))).reshape(-1)
         (nnf.softplus(-d_fake).mean() if loss == "bce" else (-d_fake).mean()).backward()
         opt_g.step()
     return out

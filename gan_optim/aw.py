@@ -260,7 +260,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
 
     def from_outputs(self, d_real: torch.Tensor, d_fake: torch.Tensor, *, retain_graph: bool = False,
                      ) -> torch.Tensor:
-        """aw loss from D's outputs already computed with their graph (e.g. one pass over cat([fake, real])).
+        r"""aw loss from D's outputs already computed with their graph (e.g. one pass over cat([fake, real])).
 
         The per-part gradients are taken through that graph, so the result equals
         :meth:`__call__` on the same inputs. Pass ``retain_graph=True`` if you

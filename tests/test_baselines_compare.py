@@ -164,9 +164,9 @@ def test_runs_are_launched_through_the_launcher_with_the_same_flags_and_seed(tmp
         (repo / name).write_text("")
     (tmp_path / "w.pt").write_text("")
     code = cli_main(["compare", "--repo", "biggan", str(repo), "--inception-weights", str(tmp_path / "w.pt"),
-                     "--techniques", "baseline,aw", "--seeds", "2", "--workers", "1", "--image-folder",
-                     str(tmp_path), "--fid-reference", str(tmp_path / "w.pt"), "--out", str(tmp_path / "out"),
-                     "--", "--G_ch", "8"])
+                     "--techniques", "baseline,aw", "--seeds", "2", "--workers", "1", "--config", "tiny",
+                     "--image-folder", str(tmp_path), "--fid-reference", str(tmp_path / "w.pt"),
+                     "--out", str(tmp_path / "out"), "--", "--G_ch", "8"])
     assert code == 0 and len(seen) == 4
     for (cmd, cwd, threads), (technique, seed) in zip(seen, [("none", 0), ("none", 1), ("aw", 0), ("aw", 1)]):
         cut = cmd.index("--")
@@ -180,6 +180,38 @@ def test_runs_are_launched_through_the_launcher_with_the_same_flags_and_seed(tmp
         fids = [float(r["fid"]) for r in csv.DictReader(f)]
     assert fids == [8.0, 9.0, 10.0, 11.0]
     assert (tmp_path / "out" / "curves.png").is_file() and (tmp_path / "out" / "summary.md").is_file()
+
+
+@pytest.mark.parametrize("device, config, cpu, visible", [
+    (None, "published", False, None),  # a GPU machine's default
+    ("cpu", "tiny", True, None),
+    ("cuda", "published", False, None),
+    ("cuda:1", "published", False, "1"),
+])
+def test_device_picks_the_runs_device_and_the_default_configuration(tmp_path, monkeypatch, device, config, cpu,
+                                                                    visible):
+    """On a machine with CUDA (faked here), --device decides where the baseline's runs train and so the
+    default --config; cuda:N shows the runs that device alone."""
+    import torch
+
+    from gan_optim_experiments.cli import _compare_parser
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("train.py", "train_fns.py"):
+        (repo / name).write_text("")
+    (tmp_path / "w.pt").write_text("")
+    parser = _compare_parser()
+    argv = ["--repo", "biggan", str(repo), "--inception-weights", str(tmp_path / "w.pt")]
+    args = parser.parse_args(argv + ([] if device is None else ["--device", device]))
+    settings = baselines.check(args, parser)
+    assert (settings.config, settings.cpu, settings.visible_devices) == (config, cpu, visible)
+    if device == "cuda:1":  # counted among the devices this process sees, as torch counts them
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+        assert baselines.check(args, parser).visible_devices == "6"
 
 
 def test_ttur_runs_with_d_at_three_times_gs_rate_of_the_flags_or_the_scripts_default():
