@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["AW_EXTRA_MEMORY_TARGET", "TIME_TARGETS", "BenchResult", "format_table", "time_target"]
+__all__ = ["AW_EXTRA_MEMORY_TARGET", "CSV_FIELDS", "OPS_TARGETS", "TIME_TARGETS", "BenchResult", "format_table", "time_target",
+           "write_csv"]
 
 #: The targets (ratio to plain) for the table's verdict column, at full size.
 TIME_TARGETS = {
@@ -32,6 +33,11 @@ def time_target(component: str, model: str, quick: bool) -> float | None:
     return TIME_TARGETS.get(component)
 #: AW's extra peak memory over plain may be at most this many times D's parameter bytes.
 AW_EXTRA_MEMORY_TARGET = 2.0
+#: Operator-count targets (aten ops per step, ratio to plain): (component, model) -> ratio.
+OPS_TARGETS = {
+    ("aw", "mlp"): 1.3, ("aw", "dcgan32"): 1.3, ("aw", "resnet-sn"): 1.15, ("aw", "biggan-like"): 1.15,
+    ("aw", "biggan"): 1.15,
+}
 
 
 
@@ -49,19 +55,28 @@ class BenchResult:
     extra_bytes: int               #: candidate's peak step memory minus plain's (may be negative)
     d_param_bytes: int             #: bytes of D's parameters, the unit of the AW memory target
     quick: bool = False            #: measured at the ``--quick`` size
+    plain_ops: int = 0             #: aten operators one plain step dispatches (forward, backward, optimizer)
+    candidate_ops: int = 0         #: the same for one candidate call (all its replays for free-adv)
+    units: int = 1                 #: work units per candidate call (replays for free-adv)
+
+    @property
+    def ops_ratio(self) -> float:
+        """Candidate operators per work unit over the plain step's."""
+        return self.candidate_ops / self.units / self.plain_ops if self.plain_ops else float("nan")
 
     def to_json(self) -> dict[str, object]:
         return {"component": self.component, "model": self.model, "ratio": self.ratio,
                 "memory_ratio": self.memory_ratio, "cpu_ratio": self.cpu_ratio, "plain_seconds": self.plain_seconds,
                 "candidate_seconds": self.candidate_seconds, "extra_bytes": self.extra_bytes,
-                "d_param_bytes": self.d_param_bytes, "quick": self.quick}
+                "d_param_bytes": self.d_param_bytes, "quick": self.quick, "plain_ops": self.plain_ops,
+                "candidate_ops": self.candidate_ops, "units": self.units, "ops_ratio": self.ops_ratio}
 
 
 # ------------------------------------------------------------------- reporting
 def _verdict(r: BenchResult) -> str:
     notes = []
     target = time_target(r.component, r.model, r.quick)
-    if target is not None:
+    if target is not None and not math.isnan(r.ratio):
         # Judged on both clocks: a row meets the target only if wall and CPU time do.
         met = r.ratio <= target and not (r.cpu_ratio > target)
         notes.append(f"time {'met' if met else 'MISSED'} (<= {target:.2f})")
@@ -69,15 +84,42 @@ def _verdict(r: BenchResult) -> str:
         extra = r.extra_bytes / r.d_param_bytes
         notes.append(f"extra mem {extra:.2f}x D params, "
                      f"{'met' if extra <= AW_EXTRA_MEMORY_TARGET else 'MISSED'} (<= {AW_EXTRA_MEMORY_TARGET:.0f}x)")
+    ops_target = OPS_TARGETS.get((r.component, r.model))
+    if ops_target is not None and r.plain_ops:
+        notes.append(f"ops {'met' if r.ops_ratio <= ops_target else 'MISSED'} (<= {ops_target:.2f})")
     return "; ".join(notes)
 
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """A Markdown table of the results, one row per (component, model)."""
-    lines = ["| component | model | ratio | cpu ratio | plain ms | candidate ms | memory ratio | extra MiB | target |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| component | model | ratio | cpu ratio | plain ms | candidate ms | memory ratio | extra MiB "
+             "| plain ops | ops | ops ratio | target |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         lines.append(f"| {r.component} | {r.model} | {r.ratio:.3f} | {r.cpu_ratio:.3f} | {1e3 * r.plain_seconds:.2f} | "
                      f"{1e3 * r.candidate_seconds:.2f} | {r.memory_ratio:.2f} | "
-                     f"{r.extra_bytes / 2 ** 20:.2f} | {_verdict(r)} |")
+                     f"{r.extra_bytes / 2 ** 20:.2f} | {r.plain_ops} | {_ops_per_unit(r)} | {r.ops_ratio:.3f} | "
+                     f"{_verdict(r)} |")
     return "\n".join(lines)
+
+
+def _ops_per_unit(r: BenchResult) -> str:
+    return str(r.candidate_ops) if r.units == 1 else f"{r.candidate_ops / r.units:g}"
+
+
+#: Columns of :func:`write_csv`, in order.
+CSV_FIELDS = ("component", "model", "ratio", "cpu_ratio", "memory_ratio", "plain_seconds", "candidate_seconds",
+              "extra_bytes", "d_param_bytes", "quick", "plain_ops", "candidate_ops", "units", "ops_ratio")
+
+
+def write_csv(results: Sequence[BenchResult], path: str) -> None:
+    """Write one CSV row per result (``CSV_FIELDS``); ratios not measured (``--ops-only``) are empty."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_FIELDS)
+        for r in results:
+            row = r.to_json()
+            writer.writerow(["" if isinstance(row[k], float) and math.isnan(row[k]) else row[k]  # type: ignore[arg-type]
+                             for k in CSV_FIELDS])

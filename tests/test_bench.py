@@ -162,3 +162,23 @@ def test_row_targets_follow_the_size_and_the_model():
     assert time_target("aw", "dcgan32", True) == 1.15 and time_target("aw", "dcgan32", False) == 1.05
     assert time_target("aw", "mlp", True) == 1.6
     assert time_target("null", "mlp", False) is None
+
+
+def test_cli_ops_only_writes_the_operator_counts_to_csv(tmp_path, capsys):
+    import csv
+
+    path = tmp_path / "ops.csv"
+    assert bench.main("bench", ["--quick", "--ops-only", "--models", "mlp", "--components", "aw,null",
+                                "--csv", str(path)]) == 0
+    assert "operator counts only" in capsys.readouterr().out
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["component"], r["model"]) for r in rows] == [("aw", "mlp"), ("null", "mlp")]
+    null = rows[1]
+    assert int(null["plain_ops"]) == int(null["candidate_ops"]) > 0 and float(null["ops_ratio"]) == 1.0
+    assert rows[0]["ratio"] == "" and int(rows[0]["candidate_ops"]) > int(rows[0]["plain_ops"])
+
+
+def test_cli_refuses_an_unwritable_csv(tmp_path, capsys):
+    assert bench.main("bench", ["--quick", "--ops-only", "--models", "mlp", "--components", "null",
+                                "--csv", str(tmp_path / "missing" / "ops.csv")]) == 2
+    assert "cannot write --csv" in capsys.readouterr().err

@@ -28,3 +28,42 @@ def test_counts_the_optimizer_step():
     p.grad = torch.ones(2)
     counts = op_counts(opt.step)
     assert sum(counts.values()) >= 1 and torch.equal(p.detach(), torch.full((2,), 0.5))
+
+
+# ------------------------------------------------------------- per-step counts
+import pytest  # noqa: E402
+
+from gan_optim_benchmarks import bench, cases  # noqa: E402
+
+#: The models whose step counts are pinned: a ResNet D with torch's spectral norm and a BigGAN-structured
+#: projection D with its own power-iteration spectral norm (--quick sizes: the counts do not depend on width).
+PINNED_MODELS = ("resnet-sn", "biggan-like")
+
+
+def _row_ops(component, model):
+    s = bench.build_models(model, bench.QUICK, torch.device("cpu"))
+    plain, candidate, units = cases.make_case(component, s)
+    return bench.steady_state_ops(plain, candidate)
+
+
+@pytest.mark.parametrize("model", PINNED_MODELS)
+def test_counts_are_deterministic_and_the_control_equals_plain(model):
+    s = bench.build_models(model, bench.QUICK, torch.device("cpu"))
+    plain, _, _ = cases.make_case("null", s)
+    plain()
+    first = op_counts(plain)
+    assert op_counts(plain) == first and sum(first.values()) > 300
+    assert _row_ops("null", model)[0] == _row_ops("null", model)[1]
+
+
+@pytest.mark.parametrize("model", PINNED_MODELS)
+def test_two_timescale_adds_no_operator(model):
+    plain_ops, ttur_ops = _row_ops("ttur", model)
+    assert ttur_ops == plain_ops
+
+
+def test_bench_reports_the_counts_of_count_ops():
+    (row,) = bench.run_bench(bench.QUICK, models=["resnet-sn"], components=["aw"], measure_time=False,
+                             measure_memory=False)
+    assert (row.plain_ops, row.candidate_ops) == _row_ops("aw", "resnet-sn")
+    assert row.ops_ratio == pytest.approx(row.candidate_ops / row.plain_ops)
