@@ -229,26 +229,30 @@ def test_step_post_hook_receives_statistics_and_can_be_removed():
     assert len(seen) == 1 and aw.steps == 2
 
 
-def test_a_raising_hook_leaves_everything_as_before():
+def test_a_raising_hook_propagates_and_the_step_stays():
+    """As torch.optim's post-hooks: they run once the step is committed; a raising hook does not undo it."""
     torch.manual_seed(0)
     D = conv_bn().double()
+    D_ref = copy.deepcopy(D)
     xr, xf = torch.randn(4, 1, 6, 6, dtype=torch.float64), torch.randn(4, 1, 6, 6, dtype=torch.float64)
     aw = AWDiscriminatorLoss(D)
-    aw(xr, xf).backward()
-    before = (copy.deepcopy(D.state_dict()), [p.grad.clone() for p in D.parameters()], aw.state_dict())
+    seen = []
 
     def boom(obj, stats):
+        seen.append(stats)
         raise RuntimeError("logging failed")
 
     aw.register_step_post_hook(boom)
     with pytest.raises(RuntimeError, match="logging failed"):
-        aw(xr + 1, xf - 1)
-    after = (D.state_dict(), [p.grad for p in D.parameters()], aw.state_dict())
-    for k, v in before[0].items():
-        assert torch.equal(v, after[0][k]), k
-    assert all(torch.equal(a, b) for a, b in zip(before[1], after[1]))
-    assert before[2]["steps"] == after[2]["steps"] and torch.equal(before[2]["last"]["w_real"],
-                                                                    after[2]["last"]["w_real"])
+        aw(xr, xf)
+    assert aw.steps == 1 and len(seen) == 1 and seen[0] is aw.last  # the step is committed
+    # D's buffers moved as in a plain step's two forwards.
+    D_ref(xr)
+    D_ref(xf)
+    for (n, b), b_ref in zip(D.named_buffers(), D_ref.buffers()):
+        assert torch.equal(b, b_ref), n
+    # The loss was never returned, so nothing reached .grad.
+    assert all(p.grad is None for p in D.parameters())
 
 
 def test_draws_as_many_random_numbers_as_a_plain_step():
@@ -313,6 +317,37 @@ def test_finite_gradients_whose_norm_overflows_are_no_alarm(dtype, scale):
     aw(xr, xf).backward()
     assert all(bool(torch.isfinite(p.grad).all()) for p in D.parameters())
     assert bool(torch.isfinite(aw.last.w_real)) and bool(torch.isfinite(aw.last.w_fake))
+
+
+def test_float16_gradients_whose_norm_exceeds_float16_range_get_the_float64_weights():
+    """Every gradient entry is a finite float16 but both norms are above 65504: the weights are still
+    Algorithm 1's on the float64 values of those float16 gradients."""
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Linear(3, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1)).half()
+    with torch.no_grad():
+        D[2].weight.mul_(1e5)
+        D[0].weight.mul_(0.01)
+        D[0].bias.mul_(0.01)
+    xr, xf = (torch.randn(16, 3) + 1).half(), (torch.randn(16, 3) - 1).half()
+    params = list(D.parameters())
+    out_r, out_f = D(xr), D(xf)
+    g_r = torch.autograd.grad((-out_r).mean(), params)
+    g_f = torch.autograd.grad(out_f.mean(), params)
+    flat_r = np.concatenate([g.double().reshape(-1).numpy() for g in g_r])
+    flat_f = np.concatenate([g.double().reshape(-1).numpy() for g in g_f])
+    assert np.linalg.norm(flat_r) > 65504 and np.linalg.norm(flat_f) > 65504
+    w_r, w_f, case = algorithm1(flat_r, flat_f, float(torch.sigmoid(out_r.detach().float()).mean()),
+                                float(torch.sigmoid(out_f.detach().float()).mean()))
+    aw = AWDiscriminatorLoss(D, loss="wgan")
+    aw(xr, xf).backward()
+    assert int(aw.last.case) == case
+    assert float(aw.last.w_real) == pytest.approx(w_r, rel=1e-6)
+    assert float(aw.last.w_fake) == pytest.approx(w_f, rel=1e-6)
+    for p, a, b in zip(params, g_r, g_f):
+        # float16 arithmetic: each term and the sum rounded to about 3 significant digits
+        terms = (w_r * a.double()).abs() + (w_f * b.double()).abs()
+        error = (p.grad.double() - (w_r * a.double() + w_f * b.double())).abs()
+        assert bool((error <= 2e-3 * terms + 1e-7).all()), float((error / (terms + 1e-30)).max())
 
 
 def test_argument_checks():

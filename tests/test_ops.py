@@ -67,3 +67,47 @@ def test_bench_reports_the_counts_of_count_ops():
                              measure_memory=False)
     assert (row.plain_ops, row.candidate_ops) == _row_ops("aw", "resnet-sn")
     assert row.ops_ratio == pytest.approx(row.candidate_ops / row.plain_ops)
+
+
+#: AW's targets: aten operators per step over the plain step's (forward, backward, Adam step).
+AW_OPS_TARGETS = {"mlp": 1.3, "dcgan32": 1.3, "resnet-sn": 1.15, "biggan-like": 1.15}
+
+
+@pytest.mark.parametrize("model", list(AW_OPS_TARGETS))
+def test_aw_step_dispatches_within_its_target(model):
+    plain_ops, aw_ops = _row_ops("aw", model)
+    assert aw_ops <= AW_OPS_TARGETS[model] * plain_ops, (model, plain_ops, aw_ops)
+
+
+@pytest.mark.parametrize("model", list(AW_OPS_TARGETS))
+def test_aw_adds_a_constant_not_a_cost_per_parameter(model):
+    """The geometry and the weighting are a fixed number of foreach calls over the whole parameter list.
+
+    AW's two backward passes save the plain backward's per-parameter sum of the two halves' gradients, so
+    the surplus is at most a constant whatever the number of parameters (6 for the MLP, 23 for the
+    BigGAN-structured D).
+    """
+    plain_ops, aw_ops = _row_ops("aw", model)
+    assert aw_ops - plain_ops <= 50, (model, plain_ops, aw_ops)
+
+
+@pytest.mark.parametrize("model", ["mlp", "resnet-sn"])
+def test_aw_step_reads_one_scalar_at_most(model):
+    """One host synchronisation per AW step (the finiteness check of nonfinite="raise"), none with a scaler."""
+    s = bench.build_models(model, bench.QUICK, torch.device("cpu"))
+    plain, candidate, _ = cases.make_case("aw", s)
+    bench.steady_state_ops(plain, candidate)
+    assert host_syncs(candidate) <= host_syncs(plain) + 1
+
+    from gan_optim import AWDiscriminatorLoss
+
+    aw = AWDiscriminatorLoss(s.D, scaler=torch.amp.GradScaler("cpu"))
+
+    def scaled_step():
+        s.opt_d.zero_grad(set_to_none=True)
+        aw.scaler.scale(aw(s.x_real, s.x_fake)).backward()
+
+    scaled_step()
+    syncs = host_syncs(scaled_step)
+    s.opt_d.zero_grad(set_to_none=True)
+    assert syncs == 0
