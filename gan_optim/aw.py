@@ -1,4 +1,20 @@
-"""Adaptive weighted discriminator loss (Zadorozhnyy, Cheng & Ye, CVPR 2021)."""
+r"""Adaptive weighted discriminator loss (Zadorozhnyy, Cheng & Ye, CVPR 2021).
+
+The paper's Algorithm 1, one discriminator step, and where each line is here::
+
+    given alpha1 = 0.5, alpha2 = 0.75, eps = 0.05, delta = 0.05          AWDiscriminatorLoss(...)
+    sample x_1..x_n ~ P_d, y_1..y_n ~ P_g                                  aw(x_real, x_fake)
+    compute grad L_r, grad L_f, s_r = mean sigmoid D(x_i),                 AWDiscriminatorLoss._part,
+            s_f = mean sigmoid D(y_j)                          (line 4)    once per half
+    choose (w_r, w_f), five cases by s_r, s_f and the angle   (lines 5-19) functional.aw_combine_, the table
+                                                                           in functional.aw_weights_from_geometry
+    train along w_r grad L_r + w_f grad L_f, the gradient of               loss.backward(); opt.step()
+            L_D^aw = w_r L_r + w_f L_f                          (eq. 2)
+
+``AWDiscriminatorLoss.__call__`` is that step; everything it needs beyond the
+algorithm (unused parameters, a GradScaler, DDP, putting D's buffers back on
+an error, handing the gradient to ``.grad``) is in the named helpers below it.
+"""
 
 from __future__ import annotations
 
@@ -43,53 +59,6 @@ class AWStats:
         return CASE_NAMES[int(self.case)]
 
 
-class _DepositGradients(torch.autograd.Function):
-    """The aw loss as a scalar whose backward hands the precomputed gradient to the parameters.
-
-    Autograd accumulates what ``backward`` returns into ``.grad``, so the
-    gradients are *added*: gradient penalties, R1 terms and accumulation keep
-    working, and a loss scale (GradScaler) multiplies them as usual.
-    """
-
-    @staticmethod
-    def forward(ctx, value: torch.Tensor, dtype: torch.dtype, grads: Sequence[torch.Tensor | None],
-                *params: torch.Tensor) -> torch.Tensor:
-        ctx.grads = grads
-        return value.to(dtype, copy=True)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        grads = ctx.grads
-        ctx.grads = None  # free the stored gradients once they are handed over
-        if grads is None:
-            raise RuntimeError("AWDiscriminatorLoss: backward called twice on the same aw loss")
-        present = [g for g in grads if g is not None]
-        # In place: the stored gradients are ours alone, so no second copy is allocated.
-        torch._foreach_mul_(present, grad_output.to(present[0].dtype))
-        # None for a parameter D did not use: its .grad stays as a plain backward leaves it.
-        return (None, None, None, *grads)
-
-
-class _BufferSnapshot:
-    """Puts D's buffers back (values and objects) if the step raises; one ``_foreach_clone`` per step."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.owners = [(m, name, b) for m in module.modules() for name, b in m._buffers.items() if b is not None]
-        with torch.no_grad():
-            self.saved = torch._foreach_clone([b for _, _, b in self.owners]) if self.owners else []
-
-    def __enter__(self) -> _BufferSnapshot:
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        if kind is None:
-            return
-        with torch.no_grad():
-            for (owner, name, buffer), saved in zip(self.owners, self.saved):
-                owner._buffers[name] = buffer  # a forward that rebinds a buffer is undone too
-                buffer.copy_(saved)
-
-
 _STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
 
 
@@ -124,16 +93,17 @@ class AWDiscriminatorLoss(Component[AWStats]):
 
     1. :math:`\nabla\mathcal{L}_r, \nabla\mathcal{L}_f`, :math:`s_r, s_f` (line 4): one forward
        and one ``torch.autograd.grad`` per half, the work of one plain step;
-    2. the weights (lines 5-19: five cases, the table in
-       :func:`gan_optim.functional.aw_weights_from_geometry`);
+    2. the weights (lines 5-19: five cases by the scores and the angle);
     3. ``loss.backward()`` adds :math:`w_r\nabla\mathcal{L}_r + w_f\nabla\mathcal{L}_f` to
        every trainable parameter's ``.grad``; the optimizer steps as usual.
 
-    Steps 2 and 3's weighted gradient are one call of
-    :func:`gan_optim.functional.aw_combine_` (its geometry is
-    :func:`~gan_optim.functional.gradient_geometry_foreach`'s, its weights
-    :func:`~gan_optim.functional.aw_weights_from_geometry`'s; on flat vectors the
-    same formulas are :func:`~gan_optim.functional.aw_weights`).
+    Steps 2 and 3 are one call of :func:`gan_optim.functional.aw_combine_`, the
+    only formula of Algorithm 1 the class calls. Its weights are computed by the
+    code of :func:`~gan_optim.functional.aw_weights_from_geometry` (which shows
+    the five cases as the paper's table) and its geometry equals
+    :func:`~gan_optim.functional.gradient_geometry_foreach`'s;
+    :func:`~gan_optim.functional.aw_weights` is the same Algorithm 1 on two flat
+    vectors.
 
     Drop-in use, replacing ``loss = d_loss_real + d_loss_fake``::
 
@@ -203,7 +173,10 @@ class AWDiscriminatorLoss(Component[AWStats]):
 
     # -------------------------------------------------------------------- steps
     def __call__(self, x_real: torch.Tensor, x_fake: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """aw loss from the two input batches; extra arguments are passed to D on both halves."""
+        """Algorithm 1: the aw loss of the two input batches (extra arguments go to D on both halves).
+
+        ``loss.backward()`` adds :math:`w_r\nabla\mathcal{L}_r + w_f\nabla\mathcal{L}_f` to ``.grad``.
+        """
         check_tensor("x_real", x_real)
         check_tensor("x_fake", x_fake)
         names, params = self._trainable()
@@ -213,7 +186,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
             loss_r, score_r, g_r = self._part(d_loss_real, params, scale, x_real, args, kwargs)
             loss_f, score_f, g_f = self._part(d_loss_fake, params, scale, x_fake, args, kwargs)
             # Lines 5-19 and eq. (2): the weights and w_r grad L_r + w_f grad L_f.
-            value, grads, stats = self._weigh(loss_r, loss_f, score_r, score_f, g_r, g_f, scale)
+            value, grads, stats = self._weigh(params, loss_r, loss_f, score_r, score_f, g_r, g_f, scale)
         loss = _DepositGradients.apply(value, loss_r.dtype, grads, *params)
         self._commit(stats)
         return loss
@@ -254,7 +227,7 @@ class AWDiscriminatorLoss(Component[AWStats]):
         g_r, g_f = self._per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
         with torch.no_grad():
             score_r, score_f = _mean_score(d_real), _mean_score(d_fake)
-        value, grads, stats = self._weigh(loss_r, loss_f, score_r, score_f, list(g_r), list(g_f),
+        value, grads, stats = self._weigh(params, loss_r, loss_f, score_r, score_f, list(g_r), list(g_f),
                                           None if scale == 1.0 else scale)
         loss = _DepositGradients.apply(value, loss_r.dtype, grads, *params)
         self._commit(stats)
@@ -354,19 +327,15 @@ class AWDiscriminatorLoss(Component[AWStats]):
                       f"here: {why}; using two backward passes through the shared graph (slower, same result)",
                       RuntimeWarning, stacklevel=4)
 
-    def _weigh(self, loss_r: torch.Tensor, loss_f: torch.Tensor, score_r: torch.Tensor, score_f: torch.Tensor,
-               g_r: list[torch.Tensor | None], g_f: list[torch.Tensor | None], scale: torch.Tensor | float | None,
-               ) -> tuple[torch.Tensor, list[torch.Tensor | None], AWStats]:
-        """Algorithm 1's weights and the weighted gradient (in ``g_r``'s tensors); changes no state of ours.
+    def _weigh(self, params: list[torch.Tensor], loss_r: torch.Tensor, loss_f: torch.Tensor, score_r: torch.Tensor,
+               score_f: torch.Tensor, g_r: list[torch.Tensor | None], g_f: list[torch.Tensor | None],
+               scale: torch.Tensor | float | None) -> tuple[torch.Tensor, list[torch.Tensor | None], AWStats]:
+        """Lines 5-19 and eq. (2): the weights and the weighted gradient; changes no state of ours.
 
         Returns the loss value (float64), the gradient per parameter (``None``
-        for one D did not use) and the statistics.
+        for one neither half used, in ``g_r``'s tensors) and the statistics.
         """
-        used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
-        if not any(used):
-            raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
-                             "parameters (outputs of another model?)")
-        parts_r, parts_f = _present_parts(g_r, g_f, used if not _dist.active() else [True] * len(used))
+        used, parts_r, parts_f = _parts(params, g_r, g_f, every=_dist.active())
         if scale is not None:  # a GradScaler's scale, off both parts before the weights are chosen
             torch._foreach_div_(parts_r + parts_f, scale)
         with torch.no_grad():
@@ -376,33 +345,17 @@ class AWDiscriminatorLoss(Component[AWStats]):
                 parts_r, parts_f, score_r, score_f, loss_r, loss_f = _dist.aw_all_reduce(
                     parts_r, parts_f, score_r, score_f, loss_r, loss_f)
             step = aw_combine_(parts_r, parts_f, score_r, score_f, alpha1=self.alpha1, alpha2=self.alpha2,
-                               eps=self.eps, delta=self.delta)
+                               eps=self.eps, delta=self.delta)   # parts_r is now w_r g_r + w_f g_f
             losses = torch.stack([loss_r, loss_f])
             losses64 = losses.to(torch.float64)
             if self.nonfinite == "raise":
-                self._raise_if_nonfinite(step, losses64)
-            value = torch.dot(step.weights, losses64)
-            w_r, w_f = step.weights.unbind()
-            loss_r, loss_f = losses.unbind()
+                _raise_if_nonfinite(step, losses64)
+            value = torch.dot(step.weights, losses64)           # eq. (2)
+            (w_r, w_f), (loss_r, loss_f) = step.weights.unbind(), losses.unbind()
             angle = torch.rad2deg(torch.arccos(step.cos))
-        if _dist.active():  # the lists hold every parameter
-            deposit = [g if u else None for g, u in zip(parts_r, used)]
-        else:
-            grads = iter(parts_r)
-            deposit = [next(grads) if u else None for u in used]
         stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f, angle=angle,
                         case=step.case, loss_real=loss_r, loss_fake=loss_f)
-        return value, deposit, stats
-
-    @staticmethod
-    def _raise_if_nonfinite(step: AWStep, losses64: torch.Tensor) -> None:
-        """One host synchronisation: both norms and both losses (float64: only a non-finite entry is not finite)."""
-        if math.isfinite(float(torch.dot(step.norms, losses64))):
-            return
-        checked = torch.cat([losses64, step.norms])
-        which = [name for name, ok in zip(("loss_real", "loss_fake", "grad_real", "grad_fake"),
-                                          torch.isfinite(checked).tolist()) if not ok]
-        raise FloatingPointError(f"AWDiscriminatorLoss: non-finite {', '.join(which) or 'weights'}")
+        return value, _per_parameter(parts_r, used), stats
 
     def _commit(self, stats: AWStats) -> None:
         """Make the step visible (``last``, ``steps``), then run the step post-hooks (a raising hook propagates)."""
@@ -452,17 +405,98 @@ def _mean_score(out: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(out).mean(dtype=torch.float64)
 
 
-def _present_parts(g_r: list[torch.Tensor | None], g_f: list[torch.Tensor | None], used: list[bool],
-                   ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The two parts' gradients of the used parameters; zeros where only the other part (or rank) reaches one."""
-    parts_r, parts_f = [], []
-    for a, b, u in zip(g_r, g_f, used):
-        if not u:
+def _parts(params: list[torch.Tensor], g_r: list[torch.Tensor | None], g_f: list[torch.Tensor | None], *,
+           every: bool) -> tuple[list[bool], list[torch.Tensor], list[torch.Tensor]]:
+    """Which parameters this step's graph reached, and the two parts' gradients of those.
+
+    A parameter only one half reaches gets zeros for the other; with ``every``
+    (DDP: every rank must reduce the same list) one neither reached gets zeros
+    too. A tensor autograd handed to two parameters is copied, because the
+    combination works in place.
+    """
+    used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
+    if not any(used):
+        raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
+                         "parameters (outputs of another model?)")
+    parts_r: list[torch.Tensor] = []
+    parts_f: list[torch.Tensor] = []
+    seen: set[int] = set()
+    for p, a, b, u in zip(params, g_r, g_f, used):
+        if not (u or every):
             continue
-        if a is None or b is None:
-            like = a if a is not None else b
-            assert like is not None
-            a, b = (a if a is not None else torch.zeros_like(like)), (b if b is not None else torch.zeros_like(like))
-        parts_r.append(a)
-        parts_f.append(b)
-    return parts_r, parts_f
+        pair = []
+        for g in (a, b):
+            if g is None:
+                g = torch.zeros_like(p)
+            elif id(g) in seen:
+                g = g.clone()
+            seen.add(id(g))
+            pair.append(g)
+        parts_r.append(pair[0])
+        parts_f.append(pair[1])
+    return used, parts_r, parts_f
+
+
+def _per_parameter(combined: list[torch.Tensor], used: list[bool]) -> list[torch.Tensor | None]:
+    """The combined gradient per trainable parameter, ``None`` where the step did not reach it."""
+    if len(combined) == len(used):  # every parameter is in the list (DDP)
+        return [g if u else None for g, u in zip(combined, used)]
+    grads = iter(combined)
+    return [next(grads) if u else None for u in used]
+
+
+def _raise_if_nonfinite(step: AWStep, losses64: torch.Tensor) -> None:
+    """One host synchronisation: both norms and both losses (float64: only a non-finite entry is not finite)."""
+    if math.isfinite(float(torch.dot(step.norms, losses64))):
+        return
+    checked = torch.cat([losses64, step.norms])
+    which = [name for name, ok in zip(("loss_real", "loss_fake", "grad_real", "grad_fake"),
+                                      torch.isfinite(checked).tolist()) if not ok]
+    raise FloatingPointError(f"AWDiscriminatorLoss: non-finite {', '.join(which) or 'weights'}")
+
+
+class _DepositGradients(torch.autograd.Function):
+    """The aw loss as a scalar whose backward hands the precomputed gradient to the parameters.
+
+    Autograd accumulates what ``backward`` returns into ``.grad``, so the
+    gradients are *added*: gradient penalties, R1 terms and accumulation keep
+    working, and a loss scale (GradScaler) multiplies them as usual.
+    """
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, dtype: torch.dtype, grads: Sequence[torch.Tensor | None],
+                *params: torch.Tensor) -> torch.Tensor:
+        ctx.grads = grads
+        return value.to(dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grads = ctx.grads
+        ctx.grads = None  # free the stored gradients once they are handed over
+        if grads is None:
+            raise RuntimeError("AWDiscriminatorLoss: backward called twice on the same aw loss")
+        present = [g for g in grads if g is not None]
+        # In place: the stored gradients are ours alone, so no second copy is allocated.
+        torch._foreach_mul_(present, grad_output.to(present[0].dtype))
+        # None for a parameter D did not use: its .grad stays as a plain backward leaves it.
+        return (None, None, None, *grads)
+
+
+class _BufferSnapshot:
+    """Puts D's buffers back (values and objects) if the step raises; one ``_foreach_clone`` per step."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.owners = [(m, name, b) for m in module.modules() for name, b in m._buffers.items() if b is not None]
+        with torch.no_grad():
+            self.saved = torch._foreach_clone([b for _, _, b in self.owners]) if self.owners else []
+
+    def __enter__(self) -> _BufferSnapshot:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            return
+        with torch.no_grad():
+            for (owner, name, buffer), saved in zip(self.owners, self.saved):
+                owner._buffers[name] = buffer  # a forward that rebinds a buffer is undone too
+                buffer.copy_(saved)

@@ -10,9 +10,10 @@ maximises, which changes no inner product below):
 3. train along :math:`\nabla\mathcal{L}_D^{aw} = w_r\nabla\mathcal{L}_r + w_f\nabla\mathcal{L}_f`,
    the gradient of eq. (2), :math:`\mathcal{L}_D^{aw} = w_r\mathcal{L}_r + w_f\mathcal{L}_f`.
 
-:func:`aw_weights` does steps 2 on two flat vectors; :func:`aw_combine_` does
-steps 2 and 3 on per-parameter gradient lists, in place (what
-``AWDiscriminatorLoss`` calls).
+:func:`aw_weights` does step 2 on two flat vectors; :func:`aw_combine_` does
+steps 2 and 3 on per-parameter gradient lists, in place (the one formula
+``AWDiscriminatorLoss`` calls). Both compute the weights with the code of
+:func:`aw_weights_from_geometry`.
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ def _algorithm1(norms: torch.Tensor, cos: torch.Tensor, score_real: torch.Tensor
     if has_direction is None or scale is None:
         has_direction, scale = norms >= tiny, norms.clamp_min(tiny)
         cos = cos * has_direction.all()
-    # The table: [favour fake, favour real] puts p = max(-c, 0) on [w_r, w_f], else 1; times 1/|g|.
+    # The table, [w_r, w_f] - eps = [1/|g_r|, 1/|g_f|] * factor, with p = max(-c, 0) (0 when acute):
+    #   cases 1, 2 (lines 7, 9)    favour real   factor = [1, p]
+    #   cases 3, 4 (lines 13, 15)  favour fake   factor = [p, 1]
+    #   case 5 (line 18)           otherwise     factor = [1, 1]
     projection = cos.clamp(-1.0, 0.0).neg()
     factor = torch.where(torch.stack([favour_fake, favour_real]), projection, 1.0)
-    weights = has_direction / scale * factor + eps
+    weights = has_direction / scale * factor + eps   # 1/|g| is 0 for a gradient with no direction
     obtuse = cos < 0
     case = 5 - (3 * favour_real + favour_fake + (obtuse & (favour_real | favour_fake)))  # 2, 4 or 5; 1, 3 if obtuse
     return weights, case
