@@ -502,3 +502,36 @@ def test_d_runs_exactly_as_in_a_plain_step():
     for p, e in zip(D.parameters(), expected):
         torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0)
     torch.testing.assert_close(D.conv.weight, D_ref.conv.weight, atol=0, rtol=0)
+
+
+class RaisingBN(nn.Module):
+    """BatchNorm (buffers that every forward moves) and an error in the fake half's forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+        self.poison = None
+
+    def forward(self, x, fail=False):
+        out = self.body(x)
+        if fail and x.mean() < 0:  # the fake half
+            raise IndexError("label out of range")
+        return out * self.poison if (self.poison is not None and x.mean() < 0) else out
+
+
+@pytest.mark.parametrize("failure", ["raise", "nan"])
+def test_an_error_in_the_fake_half_puts_ds_buffers_back_and_changes_nothing(failure):
+    torch.manual_seed(0)
+    D = RaisingBN().double()
+    aw = AWDiscriminatorLoss(D)
+    xr, xf = torch.randn(6, 3, dtype=torch.float64) + 2, torch.randn(6, 3, dtype=torch.float64) - 2
+    aw(xr, xf).backward()
+    before = (copy.deepcopy(D.state_dict()), [p.grad.clone() for p in D.parameters()], aw.state_dict())
+    if failure == "nan":
+        D.poison = float("nan")
+    with pytest.raises(IndexError if failure == "raise" else FloatingPointError):
+        aw(xr, xf, fail=failure == "raise")
+    for k, v in before[0].items():
+        assert torch.equal(v, D.state_dict()[k]), k  # the real half had moved the running statistics
+    assert all(torch.equal(a, p.grad) for a, p in zip(before[1], D.parameters()))
+    assert aw.steps == before[2]["steps"] == 1 and torch.equal(aw.last.w_real, before[2]["last"]["w_real"])
