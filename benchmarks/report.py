@@ -123,3 +123,71 @@ def write_csv(results: Sequence[BenchResult], path: str) -> None:
             row = r.to_json()
             writer.writerow(["" if isinstance(row[k], float) and math.isnan(row[k]) else row[k]  # type: ignore[arg-type]
                              for k in CSV_FIELDS])
+
+
+# ------------------------------------------------ tables from the CSV files
+def read_csv(path: str) -> list[dict[str, str]]:
+    """The rows of a CSV written by :func:`write_csv` (``gan-optim bench --csv``)."""
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def ops_comparison_table(before: Sequence[dict[str, str]], after: Sequence[dict[str, str]],
+                         components: Sequence[str] = ("aw", "aw-concat", "wegan", "scheduler-D", "scheduler-G",
+                                                      "free-adv-r2")) -> str:
+    """A Markdown table of operators per step, before and after, for the rows both CSV files have."""
+    old = {(r["component"], r["model"]): r for r in before}
+    lines = ["| component | model | plain ops | ops before | ratio before | ops after | ratio after | extra ops after |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in after:
+        if r["component"] not in components or (r["component"], r["model"]) not in old:
+            continue
+        b = old[(r["component"], r["model"])]
+        units = int(r["units"])
+        plain, ops_b, ops_a = int(r["plain_ops"]), int(b["candidate_ops"]) / units, int(r["candidate_ops"]) / units
+        lines.append(f"| {r['component']} | {r['model']} | {plain} | {ops_b:g} | {ops_b / int(b['plain_ops']):.3f} | "
+                     f"{ops_a:g} | {ops_a / plain:.3f} | {ops_a - plain:+g} |")
+    return "\n".join(lines)
+
+
+def time_comparison_table(before: Sequence[dict[str, str]], after: Sequence[dict[str, str]],
+                          components: Sequence[str]) -> str:
+    """A Markdown table of the time ratios (wall, CPU) of two benchmark runs, row by row."""
+    old = {(r["component"], r["model"]): r for r in before}
+    lines = ["| component | model | ratio before | cpu ratio before | ratio after | cpu ratio after |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in after:
+        key = (r["component"], r["model"])
+        if r["component"] in components and key in old and r["ratio"]:
+            b = old[key]
+            lines.append(f"| {r['component']} | {r['model']} | {float(b['ratio']):.3f} | {float(b['cpu_ratio']):.3f} | "
+                         f"{float(r['ratio']):.3f} | {float(r['cpu_ratio']):.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gan_optim_benchmarks.report {ops,time} BEFORE.csv AFTER.csv [COMPONENT,...]``: a comparison."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (3, 4) or args[0] not in ("ops", "time"):
+        print("usage: python -m gan_optim_benchmarks.report {ops,time} BEFORE.csv AFTER.csv [COMPONENT,...]",
+              file=sys.stderr)
+        return 2
+    try:
+        before, after = read_csv(args[1]), read_csv(args[2])
+    except OSError as e:
+        print(f"gan_optim_benchmarks.report: cannot read {e.filename!r}: {e.strerror}", file=sys.stderr)
+        return 2
+    components = args[3].split(",") if len(args) == 4 else None
+    if args[0] == "ops":
+        print(ops_comparison_table(before, after, *([components] if components else [])))
+    else:
+        print(time_comparison_table(before, after, components or [r["component"] for r in after]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

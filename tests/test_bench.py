@@ -182,3 +182,20 @@ def test_cli_refuses_an_unwritable_csv(tmp_path, capsys):
     assert bench.main("bench", ["--quick", "--ops-only", "--models", "mlp", "--components", "null",
                                 "--csv", str(tmp_path / "missing" / "ops.csv")]) == 2
     assert "cannot write --csv" in capsys.readouterr().err
+
+
+def test_report_compares_two_csv_files(tmp_path, capsys):
+    from gan_optim_benchmarks import report
+
+    before, after = tmp_path / "before.csv", tmp_path / "after.csv"
+    rows = bench.run_bench(TINY, models=["mlp"], components=["aw", "null"], measure_time=False,
+                           measure_memory=False)
+    report.write_csv(rows, str(before))
+    rows[0].candidate_ops -= 10  # as if the component had become cheaper
+    report.write_csv(rows, str(after))
+    assert report.main(["ops", str(before), str(after), "aw,null"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    aw_row = next(line for line in lines if line.startswith("| aw | mlp |"))
+    cells = [c.strip() for c in aw_row.strip("|").split("|")]
+    assert int(cells[3]) - float(cells[5]) == 10
+    assert report.main(["ops", str(before)]) == 2
