@@ -115,9 +115,10 @@ class AWDiscriminatorLoss(Component[AWStats]):
 
     ``loss.backward()`` *adds* to ``.grad``, so penalty terms backpropagated
     separately and gradient accumulation keep working. The weights are
-    constants. Which parameters D uses is read from each call's graph: one D's
-    forward does not use keeps ``.grad`` as a plain backward leaves it
-    (``None``). Tied weights are one parameter, as in a plain step.
+    constants. Which parameters D uses is read from each call's graph: a
+    parameter this call's forward does not reach keeps ``.grad`` as a plain
+    backward leaves it (``None``). Tied weights are one parameter, as in a plain
+    step.
 
     D runs exactly as in a plain step: one forward of the real half, then one of
     the fake half (forward hooks, buffers such as BatchNorm statistics and
@@ -173,13 +174,13 @@ class AWDiscriminatorLoss(Component[AWStats]):
 
     # -------------------------------------------------------------------- steps
     def __call__(self, x_real: torch.Tensor, x_fake: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Algorithm 1: the aw loss of the two input batches (extra arguments go to D on both halves).
+        r"""Algorithm 1: the aw loss of the two input batches (extra arguments go to D on both halves).
 
         ``loss.backward()`` adds :math:`w_r\nabla\mathcal{L}_r + w_f\nabla\mathcal{L}_f` to ``.grad``.
         """
         check_tensor("x_real", x_real)
         check_tensor("x_fake", x_fake)
-        names, params = self._trainable()
+        _, params = self._trainable()
         scale = self._loss_scale_tensor(x_real.device)
         with _BufferSnapshot(self.module):  # D's buffers go back if anything below raises
             # Line 4: grad L_r, grad L_f and the scores, one forward and one backward per half.
