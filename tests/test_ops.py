@@ -1,7 +1,9 @@
 """The operator counter of the benchmark, and the per-step operator counts it pins."""
 
+import pytest
 import torch
 
+from gan_optim_benchmarks import bench, cases
 from gan_optim_benchmarks.ops import count_ops, host_syncs, op_counts
 
 
@@ -31,10 +33,6 @@ def test_counts_the_optimizer_step():
 
 
 # ------------------------------------------------------------- per-step counts
-import pytest  # noqa: E402
-
-from gan_optim_benchmarks import bench, cases  # noqa: E402
-
 #: The models whose step counts are pinned: a ResNet D with torch's spectral norm and a BigGAN-structured
 #: projection D with its own power-iteration spectral norm (--quick sizes: the counts do not depend on width).
 PINNED_MODELS = ("resnet-sn", "biggan-like")
