@@ -54,7 +54,8 @@ from gan_optim.cli import non_negative_float, positive_int as _positive_int
 
 from .cases import COMPONENTS, make_case
 from .models import BIGGAN_DIR_ENV, FULL, MODELS, OPTIONAL_MODELS, QUICK, BenchSizes, build_models
-from .report import BenchResult, format_table
+from .ops import count_ops
+from .report import BenchResult, format_table, write_csv
 from .timing import Timing, peak_step_memory, time_interleaved
 
 __all__ = [
@@ -66,21 +67,28 @@ __all__ = [
     "QUICK",
     "Timing",
     "build_models",
+    "count_ops",
     "format_table",
     "main",
     "peak_step_memory",
     "run_bench",
+    "steady_state_ops",
     "time_interleaved",
+    "write_csv",
 ]
 
 def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: Sequence[str] = COMPONENTS,
-              device: str | torch.device = "cpu", measure_memory: bool = True,
+              device: str | torch.device = "cpu", measure_memory: bool = True, measure_time: bool = True,
               progress: Callable[[str], None] | None = None, quiet_profiler: bool = False,
               ) -> list[BenchResult]:
-    """Time (and measure the memory of) every component on every model; one :class:`BenchResult` per pair.
+    """Time (and measure the memory and count the operators of) every component on every model.
 
-    ``progress(message)`` is called as each row starts; ``quiet_profiler`` is
-    passed to :func:`peak_step_memory` as ``quiet``.
+    One :class:`BenchResult` per pair. The operator counts are those of one
+    step in the steady state (after one call of each closure, so that Adam's
+    state exists and one-time work is done): deterministic, see
+    :mod:`gan_optim_benchmarks.ops`. ``measure_time=False`` leaves the time
+    fields NaN (``--ops-only``). ``progress(message)`` is called as each row
+    starts; ``quiet_profiler`` is passed to :func:`peak_step_memory` as ``quiet``.
     """
     device = torch.device(device)
     results = []
@@ -91,8 +99,12 @@ def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: 
             # Fresh models per row: optimizer state and BatchNorm statistics of one row do not leak into the next.
             s = build_models(model, sizes, device)
             plain, candidate, units = make_case(component, s)
-            timing = time_interleaved(plain, candidate, repeats=sizes.repeats, warmup=sizes.warmup, device=device,
-                                      min_sample_seconds=sizes.min_sample_seconds)
+            plain_ops, candidate_ops = steady_state_ops(plain, candidate)
+            if measure_time:
+                timing = time_interleaved(plain, candidate, repeats=sizes.repeats, warmup=sizes.warmup,
+                                          device=device, min_sample_seconds=sizes.min_sample_seconds)
+            else:
+                timing = Timing(*(float("nan"),) * 4, calls_per_sample=0)
             if measure_memory:
                 plain_peak = peak_step_memory(plain, device, quiet=quiet_profiler)
                 candidate_peak = peak_step_memory(candidate, device, quiet=quiet_profiler)
@@ -102,8 +114,16 @@ def run_bench(sizes: BenchSizes, *, models: Sequence[str] = MODELS, components: 
                 memory_ratio = float("nan")
             results.append(BenchResult(component, model, timing.ratio / units, memory_ratio, timing.cpu_ratio / units,
                                        timing.plain_seconds, timing.candidate_seconds / units,
-                                       candidate_peak - plain_peak, s.d_param_bytes, quick=sizes.quick))
+                                       candidate_peak - plain_peak, s.d_param_bytes, quick=sizes.quick,
+                                       plain_ops=plain_ops, candidate_ops=candidate_ops, units=units))
     return results
+
+
+def steady_state_ops(plain: Callable[[], None], candidate: Callable[[], None]) -> tuple[int, int]:
+    """Operators of one plain step and one candidate call, each counted on its second call."""
+    plain()
+    candidate()
+    return count_ops(plain), count_ops(candidate)
 
 
 def _device(text: str) -> torch.device:
@@ -135,6 +155,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--min-sample-ms", type=non_negative_float, default=None,
                    help="repeat short steps within a sample until it lasts this long (default 5 quick, 50 full)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    p.add_argument("--ops-only", action="store_true", help="only count the aten operators per step (no timing, "
+                   "no memory): deterministic, seconds")
+    p.add_argument("--csv", default=None, metavar="PATH", help="also write the rows to this CSV file")
     p.add_argument("--progress", action="store_true", help="name each row on stderr as it starts")
     return p
 
@@ -177,15 +200,22 @@ def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
     progress = (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True)) if args.progress else None
     results = run_bench(sizes, models=models,
                         components=_split_choices("components", args.components, COMPONENTS),
-                        device=device, measure_memory=not args.no_memory, progress=progress,
-                        quiet_profiler=True)
+                        device=device, measure_memory=not (args.no_memory or args.ops_only),
+                        measure_time=not args.ops_only, progress=progress, quiet_profiler=True)
+    if args.csv is not None:
+        try:
+            write_csv(results, args.csv)
+        except OSError as e:
+            print(f"gan-optim bench: cannot write --csv {args.csv!r}: {e.strerror}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=1))
     else:
         where = f"{device.type}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
                                     f", {torch.get_num_threads()} thread(s)")
-        print(f"gan-optim bench ({'quick' if args.quick else 'full'}, {where}, batch {sizes.batch}, "
-              f"median of {sizes.repeats} interleaved pairs after {sizes.warmup} warm-up, "
-              f"samples >= {1e3 * sizes.min_sample_seconds:g} ms)")
+        timed = ("operator counts only" if args.ops_only else
+                 f"median of {sizes.repeats} interleaved pairs after {sizes.warmup} warm-up, "
+                 f"samples >= {1e3 * sizes.min_sample_seconds:g} ms")
+        print(f"gan-optim bench ({'quick' if args.quick else 'full'}, {where}, batch {sizes.batch}, {timed})")
         print(format_table(results))
     return 0

@@ -17,7 +17,7 @@ import torch.nn.functional as nnf
 __all__ = ["BIGGAN_DIR_ENV", "FULL", "MODELS", "OPTIONAL_MODELS", "QUICK", "BenchSizes", "build_models"]
 
 #: Model rows, in table order.
-MODELS = ("mlp", "dcgan32", "resnet-sn")
+MODELS = ("mlp", "dcgan32", "resnet-sn", "biggan-like")
 #: Rows that need a local checkout: ``biggan`` is BigGAN-PyTorch's own ``BigGAN.Discriminator``.
 OPTIONAL_MODELS = ("biggan",)
 #: Where the ``biggan`` row finds its checkout (``gan-optim bench --biggan-dir`` sets it).
@@ -138,6 +138,114 @@ class ResNetSNDiscriminator32(nn.Module):
         return self.linear(h).view(-1)
 
 
+class _PowerIterationSN:
+    """Spectral norm the way BigGAN's own layers do it (Miyato et al.): one power iteration per forward.
+
+    The layer keeps its left singular vector estimate ``u`` and the last
+    estimate of the largest singular value ``sv`` as buffers, updated in place
+    in training mode, and uses ``weight / sv``: several small operators per
+    layer and per forward, and buffers that change on every forward.
+    """
+
+    weight: torch.Tensor
+    u: torch.Tensor
+    sv: torch.Tensor
+    training: bool
+
+    def _init_sn(self, out_features: int) -> None:
+        self.register_buffer("u", nnf.normalize(torch.randn(1, out_features), dim=1))  # type: ignore[attr-defined]
+        self.register_buffer("sv", torch.ones(1))  # type: ignore[attr-defined]
+
+    def normalized_weight(self) -> torch.Tensor:
+        w = self.weight.view(self.weight.shape[0], -1)
+        with torch.no_grad():
+            v = nnf.normalize(self.u @ w, dim=1, eps=1e-8)
+            u = nnf.normalize(v @ w.t(), dim=1, eps=1e-8)
+            if self.training:
+                self.u.copy_(u)
+        sv = (u @ w @ v.t()).squeeze()
+        if self.training:
+            with torch.no_grad():
+                self.sv.copy_(sv.detach())
+        return self.weight / sv
+
+
+class _SNConv2d(nn.Conv2d, _PowerIterationSN):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_sn(self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nnf.conv2d(x, self.normalized_weight(), self.bias, self.stride, self.padding)
+
+
+class _SNLinear(nn.Linear, _PowerIterationSN):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_sn(self.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nnf.linear(x, self.normalized_weight(), self.bias)
+
+
+class _SNEmbedding(nn.Embedding, _PowerIterationSN):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_sn(self.num_embeddings)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return nnf.embedding(y, self.normalized_weight())
+
+
+class _ProjectionBlock(nn.Module):
+    """A BigGAN D block: (ReLU) conv3 ReLU conv3 (avg-pool), plus a 1x1 conv shortcut where the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, *, downsample: bool, preactivation: bool) -> None:
+        super().__init__()
+        self.conv1 = _SNConv2d(c_in, c_out, 3, padding=1)
+        self.conv2 = _SNConv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = _SNConv2d(c_in, c_out, 1) if (c_in != c_out or downsample) else None
+        self.downsample, self.preactivation = downsample, preactivation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(nnf.relu(self.conv1(nnf.relu(x) if self.preactivation else x)))
+        if self.downsample:
+            h = nnf.avg_pool2d(h, 2)
+        skip = x
+        if self.shortcut is not None:
+            skip = self.shortcut(skip) if self.preactivation else skip
+            skip = nnf.avg_pool2d(skip, 2) if self.downsample else skip
+            skip = skip if self.preactivation else self.shortcut(skip)
+        return h + skip
+
+
+class BigGANLikeDiscriminator32(nn.Module):
+    """A class-conditional 32x32 projection discriminator with BigGAN's structure, written for this benchmark.
+
+    Four blocks of width ``4 * width`` (the first two downsample), global sum
+    pooling, a linear score plus the projection ``<embed(y), h>``; every layer
+    (10 convolutions, the linear layer, the embedding) has its own
+    power-iteration spectral norm with ``u``/``sv`` buffers, as BigGAN-PyTorch's
+    CIFAR discriminator without attention. It needs no checkout.
+    """
+
+    def __init__(self, width: int, classes: int = 10) -> None:
+        super().__init__()
+        c = 4 * width
+        self.blocks = nn.Sequential(
+            _ProjectionBlock(3, c, downsample=True, preactivation=False),
+            _ProjectionBlock(c, c, downsample=True, preactivation=True),
+            _ProjectionBlock(c, c, downsample=False, preactivation=True),
+            _ProjectionBlock(c, c, downsample=False, preactivation=True),
+        )
+        self.linear = _SNLinear(c, 1)
+        self.embed = _SNEmbedding(classes, c)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = nnf.relu(self.blocks(x)).sum(dim=(2, 3))
+        return (self.linear(h) + (self.embed(y) * h).sum(1, keepdim=True)).view(-1)
+
+
 class LabelledDiscriminator(nn.Module):
     """BigGAN's ``D(x, y)`` seen as ``D(x)``: the labels of a batch of n are ``arange(n) % classes``."""
 
@@ -200,11 +308,13 @@ def build_models(name: str, sizes: BenchSizes, device: torch.device, seed: int =
         G = _mlp(sizes.z_dim, sizes.mlp_data_dim, sizes.mlp_hidden)
         D = _mlp(sizes.mlp_data_dim, 1, sizes.mlp_hidden)
         x_real = torch.randn(n, sizes.mlp_data_dim, generator=gen).clamp(-1, 1)
-    elif name in ("dcgan32", "resnet-sn", "biggan"):
+    elif name in ("dcgan32", "resnet-sn", "biggan", "biggan-like"):
         width = sizes.resnet_width if name == "resnet-sn" else sizes.dcgan_width
         G = DCGANGenerator32(sizes.z_dim, width)
         D = {"dcgan32": lambda: DCGANDiscriminator32(width), "resnet-sn": lambda: ResNetSNDiscriminator32(width),
-             "biggan": lambda: biggan_discriminator(sizes.biggan_width)}[name]()
+             "biggan": lambda: biggan_discriminator(sizes.biggan_width),
+             "biggan-like": lambda: LabelledDiscriminator(BigGANLikeDiscriminator32(sizes.biggan_width), 10),
+             }[name]()
         x_real = torch.rand(n, 3, 32, 32, generator=gen) * 2 - 1
     else:
         raise ValueError(f"Invalid model: {name!r} (one of {', '.join(MODELS + OPTIONAL_MODELS)})")

@@ -1,25 +1,34 @@
-"""Adaptive weighted discriminator loss (Zadorozhnyy, Cheng & Ye, CVPR 2021)."""
+r"""Adaptive weighted discriminator loss (Zadorozhnyy, Cheng & Ye, CVPR 2021).
+
+The paper's Algorithm 1, one discriminator step, and where each line is here::
+
+    given alpha1 = 0.5, alpha2 = 0.75, eps = 0.05, delta = 0.05          AWDiscriminatorLoss(...)
+    sample x_1..x_n ~ P_d, y_1..y_n ~ P_g                                  aw(x_real, x_fake)
+    compute grad L_r, grad L_f, s_r = mean sigmoid D(x_i),                 AWDiscriminatorLoss._part,
+            s_f = mean sigmoid D(y_j)                          (line 4)    once per half
+    choose (w_r, w_f), five cases by s_r, s_f and the angle   (lines 5-19) functional.aw_combine_, the table
+                                                                           in functional.aw_weights_from_geometry
+    train along w_r grad L_r + w_f grad L_f, the gradient of               loss.backward(); opt.step()
+            L_D^aw = w_r L_r + w_f L_f                          (eq. 2)
+
+``AWDiscriminatorLoss.__call__`` is that step; everything it needs beyond the
+algorithm (unused parameters, a GradScaler, DDP, putting D's buffers back on
+an error, handing the gradient to ``.grad``) is in the named helpers below it.
+"""
 
 from __future__ import annotations
 
-import warnings
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-from torch.func import functional_call, vjp
 
 from . import _dist, _grad_split
 from ._checks import (check_choice, check_int, check_module, check_scaler, check_tensor, plain_tensor,
                       resolve_nonfinite)
 from ._component import Component
-from .functional.aw import (
-    CASE_NAMES,
-    _check_hparams,
-    angle_degrees,
-    aw_weights_from_geometry,
-    gradient_geometry_foreach,
-)
+from .functional.aw import CASE_NAMES, AWStep, _check_hparams, aw_combine_
 from .functional.losses import D_LOSSES, d_loss_fake, d_loss_real
 
 __all__ = ["AWDiscriminatorLoss", "AWStats"]
@@ -49,32 +58,6 @@ class AWStats:
         return CASE_NAMES[int(self.case)]
 
 
-class _DepositGradients(torch.autograd.Function):
-    """A scalar whose backward hands precomputed gradients to the parameters.
-
-    Autograd accumulates what ``backward`` returns into ``.grad``, so the
-    gradients are *added*: gradient penalties, R1 terms and accumulation keep
-    working, and a loss scale (GradScaler) multiplies them as usual.
-    """
-
-    @staticmethod
-    def forward(ctx, value: torch.Tensor, grads: Sequence[torch.Tensor], *params: torch.Tensor) -> torch.Tensor:
-        ctx.grads = grads
-        return value.detach().clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        grads = ctx.grads
-        ctx.grads = None  # free the stored gradients once they are handed over
-        if grads is None:
-            raise RuntimeError("AWDiscriminatorLoss: backward called twice on the same aw loss")
-        present = [g for g in grads if g is not None]
-        # In place: the stored gradients are ours alone, so no second copy is allocated.
-        torch._foreach_mul_(present, grad_output.to(present[0].dtype))
-        # None for a parameter D did not use: its .grad stays as a plain backward leaves it.
-        return (None, None, *grads)
-
-
 _STATS_FIELDS = ("w_real", "w_fake", "score_real", "score_fake", "angle", "case", "loss_real", "loss_fake")
 
 
@@ -82,13 +65,24 @@ class AWDiscriminatorLoss(Component[AWStats]):
     r"""Adaptive weighted discriminator loss (aw-loss), Zadorozhnyy, Cheng & Ye, CVPR 2021.
 
     .. math::
-        \mathcal{L}_D^{aw} = w_r \mathcal{L}_r + w_f \mathcal{L}_f,
+        \mathcal{L}_D^{aw} = w_r \mathcal{L}_r + w_f \mathcal{L}_f \qquad \text{(eq. 2)},
 
     with :math:`(w_r, w_f)` chosen every step by Algorithm 1 from the two
-    gradients :math:`\nabla\mathcal{L}_r, \nabla\mathcal{L}_f` and the mean
-    sigmoid scores (see :func:`gan_optim.functional.aw_weights`; the class calls
-    :func:`~gan_optim.functional.gradient_geometry_foreach` and
-    :func:`~gan_optim.functional.aw_weights_from_geometry`, the same formulas).
+    gradients over :math:`\theta_D` and the mean sigmoid scores:
+
+    1. :math:`\nabla\mathcal{L}_r, \nabla\mathcal{L}_f`, :math:`s_r, s_f` (line 4): one forward
+       and one ``torch.autograd.grad`` per half, the work of one plain step;
+    2. the weights (lines 5-19: five cases by the scores and the angle);
+    3. ``loss.backward()`` adds :math:`w_r\nabla\mathcal{L}_r + w_f\nabla\mathcal{L}_f` to
+       every trainable parameter's ``.grad``; the optimizer steps as usual.
+
+    Steps 2 and 3 are one call of :func:`gan_optim.functional.aw_combine_`, the
+    only formula of Algorithm 1 the class calls. Its weights are computed by the
+    code of :func:`~gan_optim.functional.aw_weights_from_geometry` (which shows
+    the five cases as the paper's table) and its geometry equals
+    :func:`~gan_optim.functional.gradient_geometry_foreach`'s;
+    :func:`~gan_optim.functional.aw_weights` is the same Algorithm 1 on two flat
+    vectors.
 
     Drop-in use, replacing ``loss = d_loss_real + d_loss_fake``::
 
@@ -98,17 +92,19 @@ class AWDiscriminatorLoss(Component[AWStats]):
         loss.backward()                       # adds w_r*grad L_r + w_f*grad L_f to .grad
         opt_d.step()
 
-    The two per-part gradients come from ``torch.func`` (``functional_call`` +
-    ``vjp``): one forward and one backward per half, the work of one plain step.
-    ``loss.backward()`` *adds* the weighted gradient to every trainable D
-    parameter's ``.grad``, so penalty terms backpropagated separately and
-    gradient accumulation keep working. The weights are constants. A parameter
-    D does not use keeps ``.grad`` as a plain backward leaves it (``None``).
+    ``loss.backward()`` *adds* to ``.grad``, so penalty terms backpropagated
+    separately and gradient accumulation keep working. The weights are
+    constants. Which parameters D uses is read from each call's graph: a
+    parameter this call's forward does not reach keeps ``.grad`` as a plain
+    backward leaves it (``None``). Tied weights are one parameter, as in a plain
+    step.
 
-    Buffers (BatchNorm running statistics, spectral-norm power-iteration
-    vectors) change exactly as in one plain forward of the real half and then of
-    the fake half, and only once both losses are known to be finite. If anything
-    raises (D, our checks, a step post-hook), nothing is changed.
+    D runs exactly as in a plain step: one forward of the real half, then one of
+    the fake half (forward hooks, buffers such as BatchNorm statistics and
+    spectral-norm vectors, random numbers). If anything raises before the step is
+    done (D, our checks, a non-finite loss), D's buffers are put back and nothing
+    else changed. Step post-hooks run after the step is committed, as
+    ``torch.optim``'s do: a hook that raises propagates, and the step stays.
 
     Args:
         discriminator: D (a DDP wrapper is unwrapped for the per-part gradients).
@@ -125,8 +121,9 @@ class AWDiscriminatorLoss(Component[AWStats]):
             ``scaler.scale(aw(x_real, x_fake)).backward()``.
         nonfinite: ``None`` (default): ``"raise"`` without a scaler,
             ``"propagate"`` with one. ``"raise"`` raises ``FloatingPointError``
-            on a non-finite loss or gradient, with nothing changed; it is a
-            ``ValueError`` together with a scaler.
+            on a non-finite loss or gradient, with nothing changed (one host
+            synchronisation per step); it is a ``ValueError`` together with a
+            scaler.
     """
 
     def __init__(self, discriminator: torch.nn.Module, loss: str = "hinge", *, alpha1: float = 0.5,
@@ -143,120 +140,33 @@ class AWDiscriminatorLoss(Component[AWStats]):
         self.alpha1, self.alpha2, self.eps, self.delta = float(alpha1), float(alpha2), float(eps), float(delta)
         self.last: AWStats | None = None
         self.steps = 0
-        self._used: tuple[tuple[int, ...], list[bool]] | None = None
+        self._ones: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self._split = _grad_split.SplitBackward()  # from_outputs' one-backward split, checked once per graph
 
-    # ------------------------------------------------------------------ helpers
     @property
     def module(self) -> torch.nn.Module:
         """The discriminator itself (inside a DistributedDataParallel wrapper if there is one)."""
         return _dist.unwrap(self.discriminator)
 
-    def _trainable(self) -> tuple[list[str], list[torch.Tensor]]:
-        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
-        if not named:
-            raise ValueError("Invalid discriminator: it has no parameter with requires_grad=True")
-        return [n for n, _ in named], [p for _, p in named]
-
-    def _half(self, loss_fn, names, params, buffers: dict[str, torch.Tensor], x, args, kwargs):
-        """Loss, output, updated buffers and gradient of one half, by ``torch.func.vjp``."""
-        module = self.module
-
-        def f(p):
-            # Buffers are cloned inside the transform (mutating captured tensors is
-            # not allowed there) and written back by the caller once all is finite.
-            new_buffers = {n: b.clone() for n, b in buffers.items()}
-            out = functional_call(module, (p, new_buffers), (x, *args), kwargs, tie_weights=False)
-            if not isinstance(out, torch.Tensor):
-                raise TypeError(f"AWDiscriminatorLoss: D must return a tensor of scores, got {type(out).__name__}")
-            out = plain_tensor(out)
-            return loss_fn(out, self.loss), (out.detach(), new_buffers)
-
-        # Detached primals: the gradients must not carry a graph back to the parameters.
-        primals = {n: p.detach() for n, p in zip(names, params)}
-        loss, pullback, (out, new_buffers) = vjp(f, primals, has_aux=True)  # type: ignore[misc]
-        scale = self._loss_scale()
-        (grads,) = pullback(torch.full_like(loss, scale))
-        grads = [grads[n] for n in names]
-        if scale != 1.0:
-            torch._foreach_div_(grads, scale)
-        return loss.detach(), out, new_buffers, grads
-
-    def _used_parameters(self, params: list[torch.Tensor], x, args, kwargs) -> list[bool]:
-        """Which trainable parameters D's forward uses (torch.func returns zeros for the others).
-
-        Found once per set of parameters with one plain forward and backward of
-        the real half; D's buffers are put back afterwards.
-        """
-        key = tuple(id(p) for p in params)
-        if self._used is not None and self._used[0] == key:
-            return self._used[1]
-        module = self.module
-        saved = [(b, b.clone()) for b in module.buffers()]
-        # The probe must not consume random numbers (dropout): a run resumed into a new object
-        # would otherwise draw differently from an uninterrupted one.
-        devices = [x.device] if x.is_cuda else []
-        try:
-            with torch.random.fork_rng(devices=devices), torch.enable_grad():
-                out = plain_tensor(module(x, *args, **kwargs))
-                grads = torch.autograd.grad(d_loss_real(out, self.loss), params, allow_unused=True)
-        finally:
-            with torch.no_grad():
-                for b, kept in saved:
-                    b.copy_(kept)
-        used = [g is not None for g in grads]
-        self._used = (key, used)
-        return used
-
-    def _loss_scale(self) -> float:
-        if self.scaler is None or not self.scaler.is_enabled():
-            return 1.0
-        return float(self.scaler.get_scale())
-
     # -------------------------------------------------------------------- steps
     def __call__(self, x_real: torch.Tensor, x_fake: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """aw loss from the two input batches; extra arguments are passed to D on both halves."""
+        r"""Algorithm 1: the aw loss of the two input batches (extra arguments go to D on both halves).
+
+        ``loss.backward()`` adds :math:`w_r\nabla\mathcal{L}_r + w_f\nabla\mathcal{L}_f` to ``.grad``.
+        """
         check_tensor("x_real", x_real)
         check_tensor("x_fake", x_fake)
-        names, params = self._trainable()
-        buffers = dict(self.module.named_buffers())
-        loss_r, out_r, buffers_r, g_r = self._half(d_loss_real, names, params, buffers, x_real, args, kwargs)
-        loss_f, out_f, buffers_f, g_f = self._half(d_loss_fake, names, params, buffers_r, x_fake, args, kwargs)
-        used = self._used_parameters(params, x_real, args, kwargs)
-        value, grads, stats = self._combine(params, loss_r, loss_f, out_r, out_f, g_r, g_f)
-        deposit = [g if u else None for g, u in zip(grads, used)]
-        self._commit(stats, lambda: self._write_buffers(buffers, buffers_f, keep=bool(self._step_post_hooks)))
-        return _DepositGradients.apply(value, deposit, *params)
-
-    @staticmethod
-    def _write_buffers(buffers: dict[str, torch.Tensor], new: dict[str, torch.Tensor], *, keep: bool,
-                       ) -> Callable[[], None] | None:
-        """Write the new buffer values; with ``keep`` (hooks may raise afterwards) return how to undo it."""
-        saved = {n: b.clone() for n, b in buffers.items()} if keep else {}
-        with torch.no_grad():
-            for n, b in buffers.items():
-                b.copy_(new[n])
-        if not keep:
-            return None
-
-        def undo() -> None:
-            with torch.no_grad():
-                for n, b in buffers.items():
-                    b.copy_(saved[n])
-        return undo
-
-    def _commit(self, stats: AWStats, apply: Callable[[], Callable[[], None] | None] | None = None) -> None:
-        """Make the step visible (buffers, ``last``, ``steps``), then run the hooks; undo all if a hook raises."""
-        previous = (self.last, self.steps)
-        undo = apply() if apply is not None else None
-        self.last, self.steps = stats, self.steps + 1
-        try:
-            self._call_step_post_hooks(stats)
-        except BaseException:
-            self.last, self.steps = previous
-            if undo is not None:
-                undo()
-            raise
+        _, params = self._trainable()
+        scale = self._loss_scale_tensor(x_real.device)
+        with _BufferSnapshot(self.module):  # D's buffers go back if anything below raises
+            # Line 4: grad L_r, grad L_f and the scores, one forward and one backward per half.
+            loss_r, score_r, g_r = self._part(d_loss_real, params, scale, x_real, args, kwargs)
+            loss_f, score_f, g_f = self._part(d_loss_fake, params, scale, x_fake, args, kwargs)
+            # Lines 5-19 and eq. (2): the weights and w_r grad L_r + w_f grad L_f.
+            value, grads, stats = self._weigh(params, loss_r, loss_f, score_r, score_f, g_r, g_f, scale)
+        loss = _DepositGradients.apply(value, loss_r.dtype, grads, *params)
+        self._commit(stats)
+        return loss
 
     def from_outputs(self, d_real: torch.Tensor, d_fake: torch.Tensor, *, retain_graph: bool = False,
                      ) -> torch.Tensor:
@@ -292,56 +202,101 @@ class AWDiscriminatorLoss(Component[AWStats]):
         loss_r, loss_f = d_loss_real(d_real, self.loss), d_loss_fake(d_fake, self.loss)
         scale = self._loss_scale()
         g_r, g_f = self._per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
-        used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
-        if not any(used):
-            raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
-                             "parameters (outputs of another model?)")
-        part_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
-        part_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
-        if scale != 1.0:
-            torch._foreach_div_(part_r, scale)
-            torch._foreach_div_(part_f, scale)
-        value, grads, stats = self._combine(params, loss_r.detach(), loss_f.detach(), d_real.detach(),
-                                            d_fake.detach(), part_r, part_f)
+        with torch.no_grad():
+            score_r, score_f = _mean_score(d_real), _mean_score(d_fake)
+        value, grads, stats = self._weigh(params, loss_r, loss_f, score_r, score_f, list(g_r), list(g_f),
+                                          None if scale == 1.0 else scale)
+        loss = _DepositGradients.apply(value, loss_r.dtype, grads, *params)
         self._commit(stats)
-        return _DepositGradients.apply(value, [g if u else None for g, u in zip(grads, used)], *params)
+        return loss
+
+    # ------------------------------------------------------------------ helpers
+    def _trainable(self) -> tuple[list[str], list[torch.Tensor]]:
+        named = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("Invalid discriminator: it has no parameter with requires_grad=True")
+        return [n for n, _ in named], [p for _, p in named]
+
+    def _part(self, loss_fn: Callable[..., torch.Tensor], params: list[torch.Tensor], scale: torch.Tensor | None,
+              x: torch.Tensor, args: tuple, kwargs: dict,
+              ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+        """One half: D's forward, its loss part, its mean score and that part's gradient.
+
+        The gradient is ``None`` for a parameter this forward did not use. The
+        loss keeps ``requires_grad`` (its graph is freed): read it under no_grad.
+        """
+        with torch.enable_grad():
+            out = self.module(x, *args, **kwargs)
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"AWDiscriminatorLoss: D must return a tensor of scores, got {type(out).__name__}")
+            out = plain_tensor(out)
+            loss = loss_fn(out, self.loss)
+            if not loss.requires_grad:
+                raise ValueError("Invalid discriminator: its output does not depend on its trainable parameters")
+            seed = self._one(loss) if scale is None else scale.to(loss.dtype)
+            grads = torch.autograd.grad(loss, params, grad_outputs=seed, allow_unused=True)
+        with torch.no_grad():
+            score = _mean_score(out)
+        return loss, score, list(grads)
+
+    def _one(self, like: torch.Tensor) -> torch.Tensor:
+        """A 1 of ``like``'s dtype and device, made once: the seed of each part's backward pass."""
+        key = (like.device, like.dtype)
+        one = self._ones.get(key)
+        if one is None:
+            one = self._ones[key] = torch.ones((), device=like.device, dtype=like.dtype)
+        return one
+
+    def _loss_scale(self) -> float:
+        if self.scaler is None or not self.scaler.is_enabled():
+            return 1.0
+        return float(self.scaler.get_scale())
+
+    def _loss_scale_tensor(self, device: torch.device) -> torch.Tensor | None:
+        """The scaler's current scale as a tensor (no host synchronisation), ``None`` without one."""
+        if self.scaler is None or not self.scaler.is_enabled():
+            return None
+        return self.scaler.scale(torch.ones((), device=device))
 
     def _per_part_gradients(self, d_real, d_fake, loss_r, loss_f, names, params, scale: float,
                             retain_graph: bool) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
         """The two parts' (scaled) gradients: one split backward where it is exact, else two backward passes."""
         return self._split.per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
 
-    def _combine(self, params, loss_r, loss_f, out_r, out_f, g_r, g_f,
-                 ) -> tuple[torch.Tensor, list[torch.Tensor], AWStats]:
-        """The weights (Algorithm 1) and the weighted gradient; changes no state of ours."""
-        f64 = torch.float64
-        score_r = torch.sigmoid(out_r.to(f64)).mean()
-        score_f = torch.sigmoid(out_f.to(f64)).mean()
-        if _dist.active():
-            # Every rank must take the same branch: average the per-rank gradients,
-            # scores and losses first, so the weights are those of the global batch.
-            g_r, g_f, score_r, score_f, loss_r, loss_f = _dist.aw_all_reduce(
-                g_r, g_f, score_r, score_f, loss_r, loss_f)
-        norm_r, norm_f, cos = gradient_geometry_foreach(g_r, g_f)
-        if self.nonfinite == "raise":
-            # Norms are float64: only a truly non-finite entry makes them non-finite.
-            finite = torch.isfinite(torch.stack([loss_r.to(f64), loss_f.to(f64), norm_r, norm_f]))
-            if not bool(finite.all()):
-                which = [name for name, ok in zip(("loss_real", "loss_fake", "grad_real", "grad_fake"),
-                                                  finite.tolist()) if not ok]
-                raise FloatingPointError(f"AWDiscriminatorLoss: non-finite {', '.join(which)}")
-        w_r, w_f, case = aw_weights_from_geometry(
-            norm_r, norm_f, cos, score_r, score_f, alpha1=self.alpha1, alpha2=self.alpha2, eps=self.eps,
-            delta=self.delta, tiny=torch.finfo(params[0].dtype).tiny)
-        grad_dtype = g_r[0].dtype
-        # Combine in place into g_r: no third copy of the gradients.
-        torch._foreach_mul_(g_r, w_r.to(grad_dtype))
-        torch._foreach_mul_(g_f, w_f.to(grad_dtype))
-        torch._foreach_add_(g_r, g_f)
-        value = (w_r * loss_r.to(f64) + w_f * loss_f.to(f64)).to(loss_r.dtype)
-        stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f, angle=angle_degrees(cos),
-                        case=case, loss_real=loss_r, loss_fake=loss_f)
-        return value, list(g_r), stats
+    def _weigh(self, params: list[torch.Tensor], loss_r: torch.Tensor, loss_f: torch.Tensor, score_r: torch.Tensor,
+               score_f: torch.Tensor, g_r: list[torch.Tensor | None], g_f: list[torch.Tensor | None],
+               scale: torch.Tensor | float | None) -> tuple[torch.Tensor, list[torch.Tensor | None], AWStats]:
+        """Lines 5-19 and eq. (2): the weights and the weighted gradient; changes no state of ours.
+
+        Returns the loss value (float64), the gradient per parameter (``None``
+        for one neither half used, in ``g_r``'s tensors) and the statistics.
+        """
+        used, parts_r, parts_f = _parts(params, g_r, g_f, every=_dist.active())
+        if scale is not None:  # a GradScaler's scale, off both parts before the weights are chosen
+            torch._foreach_div_(parts_r + parts_f, scale)
+        with torch.no_grad():
+            if _dist.active():
+                # Every rank must take the same branch: average the per-rank gradients,
+                # scores and losses first, so the weights are those of the global batch.
+                parts_r, parts_f, score_r, score_f, loss_r, loss_f = _dist.aw_all_reduce(
+                    parts_r, parts_f, score_r, score_f, loss_r, loss_f)
+            step = aw_combine_(parts_r, parts_f, score_r, score_f, alpha1=self.alpha1, alpha2=self.alpha2,
+                               eps=self.eps, delta=self.delta)   # parts_r is now w_r g_r + w_f g_f
+            losses = torch.stack([loss_r, loss_f])
+            losses64 = losses.to(torch.float64)
+            if self.nonfinite == "raise":
+                _raise_if_nonfinite(step, losses64)
+            value = torch.dot(step.weights, losses64)           # eq. (2)
+            (w_r, w_f), (loss_r, loss_f) = step.weights.unbind(), losses.unbind()
+            angle = torch.rad2deg(torch.arccos(step.cos))
+        stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f, angle=angle,
+                        case=step.case, loss_real=loss_r, loss_fake=loss_f)
+        return value, _per_parameter(parts_r, used), stats
+
+    def _commit(self, stats: AWStats) -> None:
+        """Make the step visible (``last``, ``steps``), then run the step post-hooks (a raising hook propagates)."""
+        self.last, self.steps = stats, self.steps + 1
+        self._call_step_post_hooks(stats)
 
     # -------------------------------------------------------------- state dicts
     def state_dict(self) -> dict[str, Any]:
@@ -377,3 +332,107 @@ class AWDiscriminatorLoss(Component[AWStats]):
     def __repr__(self) -> str:
         return (f"AWDiscriminatorLoss(loss={self.loss!r}, alpha1={self.alpha1}, alpha2={self.alpha2}, "
                 f"eps={self.eps}, delta={self.delta})")
+
+
+def _mean_score(out: torch.Tensor) -> torch.Tensor:
+    """Algorithm 1's mean score, the mean of sigmoid(D(.)) over the half, in float64."""
+    if out.dtype not in (torch.float32, torch.float64):
+        out = out.float()  # half-precision outputs: the sigmoid in float32
+    return torch.sigmoid(out).mean(dtype=torch.float64)
+
+
+def _parts(params: list[torch.Tensor], g_r: list[torch.Tensor | None], g_f: list[torch.Tensor | None], *,
+           every: bool) -> tuple[list[bool], list[torch.Tensor], list[torch.Tensor]]:
+    """Which parameters this step's graph reached, and the two parts' gradients of those.
+
+    A parameter only one half reaches gets zeros for the other; with ``every``
+    (DDP: every rank must reduce the same list) one neither reached gets zeros
+    too. A tensor autograd handed to two parameters is copied, because the
+    combination works in place.
+    """
+    used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
+    if not any(used):
+        raise ValueError("Invalid d_real/d_fake: no path from these outputs to the discriminator's "
+                         "parameters (outputs of another model?)")
+    parts_r: list[torch.Tensor] = []
+    parts_f: list[torch.Tensor] = []
+    seen: set[int] = set()
+    for p, a, b, u in zip(params, g_r, g_f, used):
+        if not (u or every):
+            continue
+        pair = []
+        for g in (a, b):
+            if g is None:
+                g = torch.zeros_like(p)
+            elif id(g) in seen:
+                g = g.clone()
+            seen.add(id(g))
+            pair.append(g)
+        parts_r.append(pair[0])
+        parts_f.append(pair[1])
+    return used, parts_r, parts_f
+
+
+def _per_parameter(combined: list[torch.Tensor], used: list[bool]) -> list[torch.Tensor | None]:
+    """The combined gradient per trainable parameter, ``None`` where the step did not reach it."""
+    if len(combined) == len(used):  # every parameter is in the list (DDP)
+        return [g if u else None for g, u in zip(combined, used)]
+    grads = iter(combined)
+    return [next(grads) if u else None for u in used]
+
+
+def _raise_if_nonfinite(step: AWStep, losses64: torch.Tensor) -> None:
+    """One host synchronisation: both norms and both losses (float64: only a non-finite entry is not finite)."""
+    if math.isfinite(float(torch.dot(step.norms, losses64))):
+        return
+    checked = torch.cat([losses64, step.norms])
+    which = [name for name, ok in zip(("loss_real", "loss_fake", "grad_real", "grad_fake"),
+                                      torch.isfinite(checked).tolist()) if not ok]
+    raise FloatingPointError(f"AWDiscriminatorLoss: non-finite {', '.join(which) or 'weights'}")
+
+
+class _DepositGradients(torch.autograd.Function):
+    """The aw loss as a scalar whose backward hands the precomputed gradient to the parameters.
+
+    Autograd accumulates what ``backward`` returns into ``.grad``, so the
+    gradients are *added*: gradient penalties, R1 terms and accumulation keep
+    working, and a loss scale (GradScaler) multiplies them as usual.
+    """
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, dtype: torch.dtype, grads: Sequence[torch.Tensor | None],
+                *params: torch.Tensor) -> torch.Tensor:
+        ctx.grads = grads
+        return value.to(dtype, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grads = ctx.grads
+        ctx.grads = None  # free the stored gradients once they are handed over
+        if grads is None:
+            raise RuntimeError("AWDiscriminatorLoss: backward called twice on the same aw loss")
+        present = [g for g in grads if g is not None]
+        # In place: the stored gradients are ours alone, so no second copy is allocated.
+        torch._foreach_mul_(present, grad_output.to(present[0].dtype))
+        # None for a parameter D did not use: its .grad stays as a plain backward leaves it.
+        return (None, None, None, *grads)
+
+
+class _BufferSnapshot:
+    """Puts D's buffers back (values and objects) if the step raises; one ``_foreach_clone`` per step."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.owners = [(m, name, b) for m in module.modules() for name, b in m._buffers.items() if b is not None]
+        with torch.no_grad():
+            self.saved = torch._foreach_clone([b for _, _, b in self.owners]) if self.owners else []
+
+    def __enter__(self) -> _BufferSnapshot:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            return
+        with torch.no_grad():
+            for (owner, name, buffer), saved in zip(self.owners, self.saved):
+                owner._buffers[name] = buffer  # a forward that rebinds a buffer is undone too
+                buffer.copy_(saved)

@@ -229,26 +229,30 @@ def test_step_post_hook_receives_statistics_and_can_be_removed():
     assert len(seen) == 1 and aw.steps == 2
 
 
-def test_a_raising_hook_leaves_everything_as_before():
+def test_a_raising_hook_propagates_and_the_step_stays():
+    """As torch.optim's post-hooks: they run once the step is committed; a raising hook does not undo it."""
     torch.manual_seed(0)
     D = conv_bn().double()
+    D_ref = copy.deepcopy(D)
     xr, xf = torch.randn(4, 1, 6, 6, dtype=torch.float64), torch.randn(4, 1, 6, 6, dtype=torch.float64)
     aw = AWDiscriminatorLoss(D)
-    aw(xr, xf).backward()
-    before = (copy.deepcopy(D.state_dict()), [p.grad.clone() for p in D.parameters()], aw.state_dict())
+    seen = []
 
     def boom(obj, stats):
+        seen.append(stats)
         raise RuntimeError("logging failed")
 
     aw.register_step_post_hook(boom)
     with pytest.raises(RuntimeError, match="logging failed"):
-        aw(xr + 1, xf - 1)
-    after = (D.state_dict(), [p.grad for p in D.parameters()], aw.state_dict())
-    for k, v in before[0].items():
-        assert torch.equal(v, after[0][k]), k
-    assert all(torch.equal(a, b) for a, b in zip(before[1], after[1]))
-    assert before[2]["steps"] == after[2]["steps"] and torch.equal(before[2]["last"]["w_real"],
-                                                                    after[2]["last"]["w_real"])
+        aw(xr, xf)
+    assert aw.steps == 1 and len(seen) == 1 and seen[0] is aw.last  # the step is committed
+    # D's buffers moved as in a plain step's two forwards.
+    D_ref(xr)
+    D_ref(xf)
+    for (n, b), b_ref in zip(D.named_buffers(), D_ref.buffers()):
+        assert torch.equal(b, b_ref), n
+    # The loss was never returned, so nothing reached .grad.
+    assert all(p.grad is None for p in D.parameters())
 
 
 def test_draws_as_many_random_numbers_as_a_plain_step():
@@ -315,6 +319,37 @@ def test_finite_gradients_whose_norm_overflows_are_no_alarm(dtype, scale):
     assert bool(torch.isfinite(aw.last.w_real)) and bool(torch.isfinite(aw.last.w_fake))
 
 
+def test_float16_gradients_whose_norm_exceeds_float16_range_get_the_float64_weights():
+    """Every gradient entry is a finite float16 but both norms are above 65504: the weights are still
+    Algorithm 1's on the float64 values of those float16 gradients."""
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Linear(3, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1)).half()
+    with torch.no_grad():
+        D[2].weight.mul_(1e5)
+        D[0].weight.mul_(0.01)
+        D[0].bias.mul_(0.01)
+    xr, xf = (torch.randn(16, 3) + 1).half(), (torch.randn(16, 3) - 1).half()
+    params = list(D.parameters())
+    out_r, out_f = D(xr), D(xf)
+    g_r = torch.autograd.grad((-out_r).mean(), params)
+    g_f = torch.autograd.grad(out_f.mean(), params)
+    flat_r = np.concatenate([g.double().reshape(-1).numpy() for g in g_r])
+    flat_f = np.concatenate([g.double().reshape(-1).numpy() for g in g_f])
+    assert np.linalg.norm(flat_r) > 65504 and np.linalg.norm(flat_f) > 65504
+    w_r, w_f, case = algorithm1(flat_r, flat_f, float(torch.sigmoid(out_r.detach().float()).mean()),
+                                float(torch.sigmoid(out_f.detach().float()).mean()))
+    aw = AWDiscriminatorLoss(D, loss="wgan")
+    aw(xr, xf).backward()
+    assert int(aw.last.case) == case
+    assert float(aw.last.w_real) == pytest.approx(w_r, rel=1e-6)
+    assert float(aw.last.w_fake) == pytest.approx(w_f, rel=1e-6)
+    for p, a, b in zip(params, g_r, g_f):
+        # float16 arithmetic: each term and the sum rounded to about 3 significant digits
+        terms = (w_r * a.double()).abs() + (w_f * b.double()).abs()
+        error = (p.grad.double() - (w_r * a.double() + w_f * b.double())).abs()
+        assert bool((error <= 2e-3 * terms + 1e-7).all()), float((error / (terms + 1e-30)).max())
+
+
 def test_argument_checks():
     D = mlp()
     with pytest.raises(ValueError, match="Invalid alpha2"):
@@ -342,3 +377,161 @@ def test_load_state_dict_validates_everything_and_changes_nothing_on_error():
         assert target.state_dict() == before
     target.load_state_dict(good)
     assert target.loss == "hinge" and target.steps == 1
+
+
+# ------------------------------------------- bugs: tied weights, per-call graph, no extra forward
+def plain_parts(D, xr, xf, loss="hinge", **kwargs):
+    """The reference: a plain step's two forwards, torch.autograd.grad of each part (float64), Algorithm 1."""
+    params = [p for p in D.parameters() if p.requires_grad]
+    lr_fn, lf_fn = PARTS[loss]
+    out_r = D(xr, **kwargs)
+    g_r = torch.autograd.grad(lr_fn(out_r), params, allow_unused=True)
+    out_f = D(xf, **kwargs)
+    g_f = torch.autograd.grad(lf_fn(out_f), params, allow_unused=True)
+    flat = lambda gs: np.concatenate([(torch.zeros_like(p) if g is None else g).reshape(-1).numpy()  # noqa: E731
+                                      for p, g in zip(params, gs)])
+    w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(out_r.detach()).mean()),
+                             float(torch.sigmoid(out_f.detach()).mean()))
+    expected = [None if a is None and b is None else
+                w_r * (0 if a is None else a) + w_f * (0 if b is None else b) for a, b in zip(g_r, g_f)]
+    return params, expected
+
+
+class TiedD(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+        self.b = nn.Linear(3, 3)
+        self.b.weight = self.a.weight  # one parameter used by two layers
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+
+def test_tied_weights_get_the_gradient_of_a_plain_loop():
+    torch.manual_seed(0)
+    D = TiedD().double()
+    D_ref = copy.deepcopy(D)
+    assert D_ref.b.weight is D_ref.a.weight
+    xr, xf = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    params, expected = plain_parts(D_ref, xr, xf)
+    AWDiscriminatorLoss(D)(xr, xf).backward()
+    assert len(list(D.parameters())) == len(params) == 5
+    for p, e in zip(D.parameters(), expected):
+        torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0)
+
+
+class BranchingD(nn.Module):
+    """A D whose forward uses an extra layer only when asked: which parameters a step reaches varies."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(3, 8)
+        self.out = nn.Linear(8, 1)
+        self.extra = nn.Linear(8, 8)
+
+    def forward(self, x, use_extra=False):
+        h = torch.tanh(self.body(x))
+        if use_extra:
+            h = torch.tanh(self.extra(h))
+        return self.out(h)
+
+
+@pytest.mark.parametrize("first,second", [(False, True), (True, False)])
+def test_the_parameters_a_step_reaches_are_read_from_each_call(first, second):
+    torch.manual_seed(0)
+    D = BranchingD().double()
+    D_ref = copy.deepcopy(D)
+    xr, xf = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    aw = AWDiscriminatorLoss(D)
+    aw(xr, xf, use_extra=first).backward()
+    for p in D.parameters():
+        p.grad = None
+    aw(xr, xf, use_extra=second).backward()
+    _, expected = plain_parts(D_ref, xr, xf, use_extra=second)
+    for (name, p), e in zip(D.named_parameters(), expected):
+        if e is None:
+            assert p.grad is None, name  # as a plain backward leaves it: AdamW must not decay it
+        else:
+            assert p.grad is not None, name
+            torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0, msg=name)
+    w = D.extra.weight.detach().clone()
+    torch.optim.AdamW(D.parameters(), lr=0.1, weight_decay=0.5).step()
+    assert torch.equal(D.extra.weight, w) == (not second)
+
+
+class FeatureD(nn.Module):
+    """Legacy spectral norm, a forward counter and features D keeps from its last forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.utils.spectral_norm(nn.Conv2d(1, 4, 3))
+        self.head = nn.utils.spectral_norm(nn.Linear(16, 1))
+        self.calls = 0
+        self.features = None
+
+    def forward(self, x):
+        self.calls += 1
+        h = torch.relu(self.conv(x)).flatten(1)
+        self.features = h.detach()
+        return self.head(h)
+
+
+def test_d_runs_exactly_as_in_a_plain_step():
+    """Two forwards, real then fake: hooks, counters, stored features, spectral-norm vectors and RNG as plain."""
+    torch.manual_seed(0)
+    D = FeatureD().double()
+    D_ref = copy.deepcopy(D)
+    hooks = {"aw": 0, "plain": 0}
+    D.register_forward_hook(lambda *a: hooks.__setitem__("aw", hooks["aw"] + 1))
+    D_ref.register_forward_hook(lambda *a: hooks.__setitem__("plain", hooks["plain"] + 1))
+    xr, xf = torch.randn(4, 1, 4, 4, dtype=torch.float64), torch.randn(4, 1, 4, 4, dtype=torch.float64)
+
+    torch.manual_seed(5)
+    params, expected = plain_parts(D_ref, xr, xf)
+    rng_plain = torch.random.get_rng_state()
+    torch.manual_seed(5)
+    AWDiscriminatorLoss(D)(xr, xf).backward()
+    assert torch.equal(torch.random.get_rng_state(), rng_plain)
+
+    assert hooks == {"aw": 2, "plain": 2} and D.calls == D_ref.calls == 2
+    torch.testing.assert_close(D.features, D_ref.features, atol=0, rtol=0)  # the fake half's, as plain
+    for (name, b), b_ref in zip(D.named_buffers(), D_ref.buffers()):  # u advanced twice, as plain
+        torch.testing.assert_close(b, b_ref, atol=0, rtol=0, msg=name)
+    for p, e in zip(D.parameters(), expected):
+        torch.testing.assert_close(p.grad, e, atol=ATOL, rtol=0)
+    torch.testing.assert_close(D.conv.weight, D_ref.conv.weight, atol=0, rtol=0)
+
+
+class RaisingBN(nn.Module):
+    """BatchNorm (buffers that every forward moves) and an error in the fake half's forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+        self.poison = None
+
+    def forward(self, x, fail=False):
+        out = self.body(x)
+        if fail and x.mean() < 0:  # the fake half
+            raise IndexError("label out of range")
+        return out * self.poison if (self.poison is not None and x.mean() < 0) else out
+
+
+@pytest.mark.parametrize("failure", ["raise", "nan"])
+def test_an_error_in_the_fake_half_puts_ds_buffers_back_and_changes_nothing(failure):
+    torch.manual_seed(0)
+    D = RaisingBN().double()
+    aw = AWDiscriminatorLoss(D)
+    xr, xf = torch.randn(6, 3, dtype=torch.float64) + 2, torch.randn(6, 3, dtype=torch.float64) - 2
+    aw(xr, xf).backward()
+    before = (copy.deepcopy(D.state_dict()), [p.grad.clone() for p in D.parameters()], aw.state_dict())
+    if failure == "nan":
+        D.poison = float("nan")
+    with pytest.raises(IndexError if failure == "raise" else FloatingPointError):
+        aw(xr, xf, fail=failure == "raise")
+    for k, v in before[0].items():
+        assert torch.equal(v, D.state_dict()[k]), k  # the real half had moved the running statistics
+    assert all(torch.equal(a, p.grad) for a, p in zip(before[1], D.parameters()))
+    assert aw.steps == before[2]["steps"] == 1 and torch.equal(aw.last.w_real, before[2]["last"]["w_real"])

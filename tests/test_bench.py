@@ -162,3 +162,40 @@ def test_row_targets_follow_the_size_and_the_model():
     assert time_target("aw", "dcgan32", True) == 1.15 and time_target("aw", "dcgan32", False) == 1.05
     assert time_target("aw", "mlp", True) == 1.6
     assert time_target("null", "mlp", False) is None
+
+
+def test_cli_ops_only_writes_the_operator_counts_to_csv(tmp_path, capsys):
+    import csv
+
+    path = tmp_path / "ops.csv"
+    assert bench.main("bench", ["--quick", "--ops-only", "--models", "mlp", "--components", "aw,null",
+                                "--csv", str(path)]) == 0
+    assert "operator counts only" in capsys.readouterr().out
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["component"], r["model"]) for r in rows] == [("aw", "mlp"), ("null", "mlp")]
+    null = rows[1]
+    assert int(null["plain_ops"]) == int(null["candidate_ops"]) > 0 and float(null["ops_ratio"]) == 1.0
+    assert rows[0]["ratio"] == "" and int(rows[0]["candidate_ops"]) > int(rows[0]["plain_ops"])
+
+
+def test_cli_refuses_an_unwritable_csv(tmp_path, capsys):
+    assert bench.main("bench", ["--quick", "--ops-only", "--models", "mlp", "--components", "null",
+                                "--csv", str(tmp_path / "missing" / "ops.csv")]) == 2
+    assert "cannot write --csv" in capsys.readouterr().err
+
+
+def test_report_compares_two_csv_files(tmp_path, capsys):
+    from gan_optim_benchmarks import report
+
+    before, after = tmp_path / "before.csv", tmp_path / "after.csv"
+    rows = bench.run_bench(TINY, models=["mlp"], components=["aw", "null"], measure_time=False,
+                           measure_memory=False)
+    report.write_csv(rows, str(before))
+    rows[0].candidate_ops -= 10  # as if the component had become cheaper
+    report.write_csv(rows, str(after))
+    assert report.main(["ops", str(before), str(after), "aw,null"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    aw_row = next(line for line in lines if line.startswith("| aw | mlp |"))
+    cells = [c.strip() for c in aw_row.strip("|").split("|")]
+    assert int(cells[3]) - float(cells[5]) == 10
+    assert report.main(["ops", str(before)]) == 2

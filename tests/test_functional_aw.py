@@ -157,3 +157,59 @@ def test_gradient_geometry_matches_numpy():
     assert float(nf) == pytest.approx(np.linalg.norm(b), rel=1e-12)
     assert float(cos) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-12)
     assert float(F.angle_degrees(cos)) == pytest.approx(_angle(a, b), abs=1e-9)
+
+
+# ------------------------------------------------ aw_combine_ on per-parameter lists
+shapes = st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3)), min_size=1, max_size=4)
+
+
+@settings(deadline=None, max_examples=200)
+@given(shapes, st.integers(0, 2 ** 31 - 1), score, score, st.floats(-12, 12), st.floats(-12, 12))
+def test_aw_combine_equals_algorithm1_on_the_concatenated_gradients(shape_list, seed, sr, sf, exp_r, exp_f):
+    gen = torch.Generator().manual_seed(seed)
+    g_r = [torch.randn(*s, generator=gen, dtype=torch.float64) * 10.0 ** exp_r for s in shape_list]
+    g_f = [torch.randn(*s, generator=gen, dtype=torch.float64) * 10.0 ** exp_f for s in shape_list]
+    flat_r = np.concatenate([g.reshape(-1).numpy() for g in g_r])
+    flat_f = np.concatenate([g.reshape(-1).numpy() for g in g_f])
+    w_r, w_f, case = algorithm1(flat_r, flat_f, sr, sf)
+    combined = [w_r * a + w_f * b for a, b in zip(g_r, g_f)]  # before aw_combine_ changes the lists
+    step = F.aw_combine_(g_r, g_f, torch.tensor(sr, dtype=torch.float64), torch.tensor(sf, dtype=torch.float64))
+    assert int(step.case) == case
+    assert [float(w) for w in step.weights] == pytest.approx([w_r, w_f], rel=1e-9)
+    assert float(step.cos) == pytest.approx(flat_r @ flat_f / np.linalg.norm(flat_r) / np.linalg.norm(flat_f),
+                                            abs=1e-12)
+    for got, expected in zip(g_r, combined):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("dtype,scale", [(torch.float32, 1e20), (torch.float32, 1e-20), (torch.float16, 3e4),
+                                         (torch.bfloat16, 1e30)])
+def test_aw_combine_is_finite_and_exact_for_extreme_finite_gradients(dtype, scale):
+    """No float64 copy, and still no overflow: norms far beyond the dtype's range, or far below 1."""
+    gen = torch.Generator().manual_seed(0)
+
+    def part():
+        return [(torch.randn(*s, generator=gen).clamp(-2, 2) * scale).to(dtype) for s in ((40, 3), (7,))]
+
+    g_r, g_f = part(), part()
+    assert all(bool(torch.isfinite(g).all()) for g in g_r + g_f)
+    flat_r = np.concatenate([g.double().reshape(-1).numpy() for g in g_r])
+    flat_f = np.concatenate([g.double().reshape(-1).numpy() for g in g_f])
+    w_r, w_f, case = algorithm1(flat_r, flat_f, 0.3, 0.6)
+    expected = [w_r * a.double() + w_f * b.double() for a, b in zip(g_r, g_f)]
+    step = F.aw_combine_(g_r, g_f, torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.6, dtype=torch.float64))
+    assert int(step.case) == case and bool(torch.isfinite(step.weights).all())
+    assert [float(w) for w in step.weights] == pytest.approx([w_r, w_f], rel=1e-5)
+    rtol = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}[dtype]
+    for got, exp in zip(g_r, expected):
+        assert bool(torch.isfinite(got).all())
+        torch.testing.assert_close(got.double(), exp, rtol=rtol, atol=rtol * float(exp.abs().max()))
+
+
+def test_aw_combine_with_a_zero_part_gives_it_eps_and_reports_a_right_angle():
+    g_r = [torch.zeros(3, dtype=torch.float64)]
+    g_f = [torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)]
+    step = F.aw_combine_(g_r, g_f, torch.tensor(0.3, dtype=torch.float64), torch.tensor(0.6, dtype=torch.float64))
+    assert float(step.cos) == 0.0 and int(step.case) == 2
+    assert [float(w) for w in step.weights] == pytest.approx([0.05, 0.05])
+    torch.testing.assert_close(g_r[0], 0.05 * torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64))

@@ -8,7 +8,9 @@ property-tested and reused in any training loop.
 from .adaptive import choose_update, loss_change_ratio
 from .aw import (
     CASE_NAMES,
+    AWStep,
     angle_degrees,
+    aw_combine_,
     aw_weights,
     aw_weights_from_geometry,
     gradient_geometry,
@@ -28,10 +30,12 @@ from .ttur import PolynomialDecay, polynomial_rate, two_timescale_violations
 from .wegan import effective_sample_size, wegan_weights, weight_variance
 
 __all__ = [
+    "AWStep",
     "CASE_NAMES",
     "PolynomialDecay",
     "angle_degrees",
     "ascent_direction",
+    "aw_combine_",
     "aw_weights",
     "aw_weights_from_geometry",
     "choose_update",
