@@ -441,3 +441,38 @@ class AWDiscriminatorLoss(Component[AWStats]):
     def __repr__(self) -> str:
         return (f"AWDiscriminatorLoss(loss={self.loss!r}, alpha1={self.alpha1}, alpha2={self.alpha2}, "
                 f"eps={self.eps}, delta={self.delta})")
+
+    def from_parts(self, loss_real: torch.Tensor, loss_fake: torch.Tensor, d_real: torch.Tensor,
+                   d_fake: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
+        r"""aw loss from the two parts of a D loss computed elsewhere: :math:`w_r \mathcal{L}_r + w_f \mathcal{L}_f`
+        with ``loss_real`` and ``loss_fake`` as :math:`\mathcal{L}_r, \mathcal{L}_f`.
+
+        For a codebase's own loss function (its margins, its terms): the parts
+        are its two return values, ``d_real`` / ``d_fake`` the D outputs they were
+        computed from (for the scores of Algorithm 1, and the gradient split of
+        :meth:`from_outputs`, whose rules and ``retain_graph`` apply here too).
+        ``self.loss`` is not used.
+        """
+        for name, value in (("loss_real", loss_real), ("loss_fake", loss_fake)):
+            check_tensor(name, value)
+            if value.dim() != 0 or not value.requires_grad:
+                raise ValueError(f"Invalid {name}: expected a scalar with a graph back to D's parameters")
+        check_tensor("d_real", d_real)
+        check_tensor("d_fake", d_fake)
+        d_real, d_fake = plain_tensor(d_real), plain_tensor(d_fake)
+        loss_r, loss_f = plain_tensor(loss_real), plain_tensor(loss_fake)
+        names, params = self._trainable()
+        scale = self._loss_scale()
+        g_r, g_f = self._per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
+        used = [a is not None or b is not None for a, b in zip(g_r, g_f)]
+        if not any(used):
+            raise ValueError("Invalid loss_real/loss_fake: no path to the discriminator's parameters")
+        part_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
+        part_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
+        if scale != 1.0:
+            torch._foreach_div_(part_r, scale)
+            torch._foreach_div_(part_f, scale)
+        value, grads, stats = self._combine(params, loss_r.detach(), loss_f.detach(), d_real.detach(),
+                                            d_fake.detach(), part_r, part_f)
+        self._commit(stats)
+        return _DepositGradients.apply(value, [g if u else None for g, u in zip(grads, used)], *params)
