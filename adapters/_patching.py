@@ -207,10 +207,9 @@ def _names_read_after_call(frame: types.FrameType, function_name: str) -> bool:
         if not isinstance(arg, ast.Name):
             return True
         uses = sorted(((store_at.get(id(n), (n.lineno, n.col_offset)), isinstance(n.ctx, ast.Load), n)
-                       for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == arg.id
-                       and id(n) not in inside_call), key=lambda u: u[0])
-        later = [u for u in uses if u[0] > after]
-        if not later and innermost is not None:  # the loop's next pass
+                       for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == arg.id), key=lambda u: u[0])
+        later = [u for u in uses if u[0] > after and id(u[2]) not in inside_call]
+        if not later and innermost is not None:  # the loop's next pass (this very call included)
             in_loop = {id(n) for n in ast.walk(innermost)}
             later = [u for u in uses if id(u[2]) in in_loop]
         if later and later[0][1]:
