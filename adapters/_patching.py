@@ -312,6 +312,9 @@ class Patch:
         self.calls: collections.Counter[str] = collections.Counter()
         #: what the technique's component is called through, for the message when it never is
         self.called_through = "the training function"
+        #: iterations within which the component acts at least once when it is called at all (AutoGAN's
+        #: n_critic: G, and so wegan, steps on one iteration in n_critic)
+        self.acts_within = 1
 
     # --------------------------------------------------------------- activity
     def acted(self, component: str) -> None:
@@ -320,7 +323,7 @@ class Patch:
 
     def check_acted(self) -> None:
         """Raise :class:`TechniqueInactive` when iterations ran and the technique's component was never called."""
-        if self.technique in ("none", "compat") or not self.iterations or self.calls[self.technique]:
+        if self.technique in ("none", "compat") or self.iterations < self.acts_within or self.calls[self.technique]:
             return
         raise TechniqueInactive(
             f"technique {self.technique!r} did not act: {self.iterations} training iteration(s) ran and "

@@ -209,6 +209,7 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
                     g_loss.item()))
             writer_dict["train_global_steps"] = step + 1
             handle.iterations += 1
+            handle.acts_within = max(1, int(args.n_critic))
             handle.check_acted()
 
     return train
@@ -241,6 +242,7 @@ def patch(technique: str = "none", *, functions: types.ModuleType | str | None =
                                tested_lines=_TESTED_LINES)
     original = functions_mod.train
     handle = _patching.Patch("autogan", technique, options)
+    handle.called_through = "functions.train"
     replacement = make_train(handle, tqdm=original.__globals__.get("tqdm"))
     replacement.__doc__ = original.__doc__
     handle.replace(functions_mod, "train", replacement)

@@ -36,7 +36,8 @@ OPTION_HELP = {
     "alpha2": "aw: the weight of a part whose score is high (Algorithm 1's alpha_2)",
     "eps": "aw: the margin on the real score below which the weights favour the real part",
     "delta": "aw: the margin on the fake score above which the weights favour the fake part",
-    "eta": "wegan: the weights are softmax((1 - sigmoid(D(G(z)))) ln eta): a smaller eta favours the samples D scores high",
+    "eta": "wegan: the weights are softmax((1 - sigmoid(D(G(z)))) ln eta): a smaller eta favours the samples D "
+           "scores high",
     "lam": "adaptive: update D when its loss ratio exceeds lam times G's, else G",
     "max_consecutive": "adaptive: update the other network after this many consecutive updates of one "
                        "(none: no limit)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -216,3 +217,23 @@ def test_every_technique_option_has_help(command):
                 assert f"{technique}: " in action.help, (name, technique)
     assert {a.dest for a in group._group_actions} == set(launch.OPTION_HELP)
     parser.format_help()  # the help texts format (no stray %)
+
+
+def test_autogan_wegan_is_not_called_inactive_before_g_first_steps():
+    """A run resumed at step 1 with n_critic 5 steps G first at step 5: no error before, wegan acted by then."""
+    with repo_on_path(STANDINS / "autogan"):
+        import functions
+        import models
+        from gan_optim.adapters import autogan
+
+        handle = autogan.patch("wegan", namespaces=[])
+        G, D = models.Generator(), models.Discriminator()
+        opt_g, opt_d = torch.optim.SGD(G.parameters(), 1e-3), torch.optim.SGD(D.parameters(), 1e-3)
+        data = torch.rand(20, 3, 8, 8, generator=torch.Generator().manual_seed(7)) * 2 - 1
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data, torch.zeros(20)), batch_size=4)
+        args = types.SimpleNamespace(latent_dim=8, gen_batch_size=6, n_critic=5, print_freq=2, max_epoch=1)
+        from upstream._shims import RecordingWriter
+
+        wd = {"writer": RecordingWriter(), "train_global_steps": 1}
+        functions.train(args, G, D, opt_g, opt_d, functions.copy_params(G), loader, 0, wd, None)
+        assert handle.iterations == 5 and handle.calls["wegan"] == 1

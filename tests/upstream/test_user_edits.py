@@ -39,7 +39,8 @@ ONE_D_STEP = [("      D.optim.step()\n", "    D.optim.step()\n")]
 # A hinge margin of 10 (D's outputs here are of that size: it decides which samples count), and a print.
 HALF_MARGIN = [("  loss_real = torch.mean(F.relu(1. - dis_real))\n",
                 "  print('my hinge loss')\n  loss_real = torch.mean(F.relu(10. - dis_real))\n"),
-               ("  loss_fake = torch.mean(F.relu(1. + dis_fake))\n", "  loss_fake = torch.mean(F.relu(10. + dis_fake))\n")]
+               ("  loss_fake = torch.mean(F.relu(1. + dis_fake))\n",
+                "  loss_fake = torch.mean(F.relu(10. + dis_fake))\n")]
 # D's loss switched to the DCGAN one by calling it directly: aw's hook on discriminator_loss is never called.
 DCGAN_BY_NAME = [("losses.discriminator_loss(D_fake, D_real)", "losses.loss_dcgan_dis(D_fake, D_real)")]
 # A drift term on the D_real the training function already has.
@@ -61,7 +62,8 @@ def test_biggan_indentation_only_edit_is_refused_naming_the_line(technique, tmp_
 
         with pytest.raises(AdapterError, match=r"train_fns.GAN_training_function is not the one in BigGAN-PyTorch "
                                                r"98459431 \(train_fns.py:57 `D.optim.step\(\)` indented "
-                                               r"differently \(depth 2, tested 3\)\).*--trust-fingerprint [0-9a-f]{16}"):
+                                               r"differently \(depth 2, tested 3\)\)"
+                                               r".*--trust-fingerprint [0-9a-f]{16}"):
             biggan.patch(technique)
 
 
