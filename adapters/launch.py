@@ -30,12 +30,14 @@ _ALL_OPTIONS = sorted({name for opts in OPTIONS.values() for name in opts})
 
 #: What each technique option sets (the techniques it applies to and its default are added to the help).
 OPTION_HELP = {
-    "loss": "the D loss the component computes (hinge, bce, wgan; freeadv also hinge_ac). BigGAN's aw and "
-            "wegan use the codebase's own losses.py functions instead",
-    "alpha1": "aw: the weight of a part whose score is low (Algorithm 1's alpha_1)",
-    "alpha2": "aw: the weight of a part whose score is high (Algorithm 1's alpha_2)",
-    "eps": "aw: the margin on the real score below which the weights favour the real part",
-    "delta": "aw: the margin on the fake score above which the weights favour the fake part",
+    "loss": "the loss the component computes: D's for aw and freeadv (hinge, bce, wgan; freeadv also hinge_ac), "
+            "G's for wegan (ns, saturating, hinge, wgan). On BigGAN, aw and wegan use the repository's own "
+            "losses.py functions instead",
+    "alpha1": "aw: favour the real part when the mean real score is below alpha1 (Algorithm 1)",
+    "alpha2": "aw: favour the fake part when the mean real score is above alpha2 (and not below the fake "
+              "score minus delta)",
+    "eps": "aw: added to both weights (keeps each part's gradient in the step)",
+    "delta": "aw: favour the real part when the mean real score is below the mean fake score minus delta",
     "eta": "wegan: the weights are softmax((1 - sigmoid(D(G(z)))) ln eta): a smaller eta favours the samples D "
            "scores high",
     "lam": "adaptive: update D when its loss ratio exceeds lam times G's, else G",
