@@ -44,19 +44,22 @@ __all__ = ["patch", "unpatch", "make_train", "active_patch"]
 
 logger = logging.getLogger(__name__)
 
-_ACTIVE: list[_patching.Patch] = []
+_REGISTRY = _patching.Registry("autogan")
+active_patch = _REGISTRY.active_patch
+unpatch = _REGISTRY.unpatch
 _STATE_KEY = "gan_optim"
 #: The snapshot the adapter is written against.
 TESTED_SNAPSHOT = "AutoGAN a5eeef05"
-#: Source fingerprints of ``functions.train`` that the adapter may replace (it replaces it for every
-#: technique): the tested snapshot's. Add yours once our replacement does what your edited copy does.
-TRUSTED_FINGERPRINTS: set[str] = {"2dd8de45b0b3a3b2"}
-
-
-def active_patch() -> _patching.Patch | None:
-    """The AutoGAN patch in effect, if any."""
-    live = [h for h in _ACTIVE if h.active]
-    return live[-1] if live else None
+#: Code fingerprints (``_patching.source_fingerprint``) of ``functions.train`` that the adapter may replace
+#: (it replaces it for every technique): the tested snapshot's. Add yours (the launcher's
+#: ``--trust-fingerprint``) once our replacement does what your edited copy does.
+TRUSTED_FINGERPRINTS: set[str] = {"5776146fc28e7346"}
+#: The tested ``functions.train``'s statement lines (``_patching.line_keys``), to name the lines you changed.
+_TESTED_LINES = (
+    "0:19f00363 1:7e774f7f 1:3af536d6 1:2314161f 1:759f4e38 1:7865f297 2:13231355 2:560fd3c7 2:e4c362f8 2:9ea29b60 "
+    "2:7307efb6 2:659ba4f2 2:ab5dfaab 2:8fd269d6 2:ab93d5c1 2:1fc7c999 2:14d7d05d 2:93231dba 2:8f16d8ff 3:bc647b76 "
+    "3:0fec940b 3:e67accf4 3:b7343288 3:ae3b6086 3:757f6223 3:16506cad 3:61a94ebd 4:2f919c82 4:b5c0d5e9 4:3ec140d8 "
+    "4:b8d37068 4:8c68fca5 3:1cf2cd0f 4:f6bab6f3 3:20f52ece 3:d8f147ae 2:b69564b0 3:1ec9e51d 2:455927f5")
 
 
 def _hinge_d(d_real: torch.Tensor, fake_validity: torch.Tensor) -> torch.Tensor:
@@ -109,7 +112,8 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
             _resume_components(handle, args)
             if technique == "ttur" and schedulers:
                 if handle.options["g_schedule"] is not None or handle.options["d_schedule"] is not None:
-                    raise ValueError("ttur: use either AutoGAN's --lr_decay or our g_schedule/d_schedule, not both")
+                    raise _patching.AdapterError("ttur: AutoGAN's --lr_decay and our --g-schedule/--d-schedule both "
+                                                 "set the learning rates: use one of them")
                 _retarget_linear_decay(schedulers[0], handle.options["lr_g"])
                 _retarget_linear_decay(schedulers[1], handle.options["lr_d"])
         comps = handle.components
@@ -119,6 +123,7 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
         def opt_step(which: str) -> None:
             if tt is not None:
                 tt.step(which)
+                handle.acted("ttur")
             else:
                 (dis_optimizer if which == "D" else gen_optimizer).step()
 
@@ -135,6 +140,8 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
             z = torch.as_tensor(np.random.normal(0, 1, (imgs.shape[0], args.latent_dim)), dtype=torch.float32,
                                 device=device)
             choice = sched.next_update() if sched is not None else None
+            if sched is not None:
+                handle.acted("adaptive")
             do_d = choice in (None, "D")
             # The adaptive scheduler replaces n_critic: it alone decides when G steps.
             do_g = step % args.n_critic == 0 if choice is None else choice == "G"
@@ -145,6 +152,7 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
                 if fa is not None:
                     x_fake = _fake(gen_net, z, x_real)
                     stats = fa.step(x_real, x_fake)
+                    handle.acted("freeadv")
                     d_loss = (stats.loss_real + stats.loss_fake).detach()
                 else:
                     # AutoGAN's order: zero_grad, D(real), G(z), D(fake).
@@ -154,6 +162,7 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
                     d_fake = dis_net(x_fake)
                     if aw is not None:
                         aw.from_outputs(d_real, d_fake).backward()
+                        handle.acted("aw")
                         # Log the unweighted hinge loss, comparable with a baseline run's d_loss.
                         d_loss = aw.last.loss_real + aw.last.loss_fake
                     else:
@@ -170,6 +179,8 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
                                         dtype=torch.float32, device=device)
                 d_fake_g = dis_net(gen_net(z_g))
                 g_loss = wg(d_fake_g) if wg is not None else -torch.mean(d_fake_g)
+                if wg is not None:
+                    handle.acted("wegan")
                 g_loss.backward()
                 opt_step("G")
                 if schedulers:
@@ -197,6 +208,9 @@ def make_train(handle: _patching.Patch, tqdm: Any = None):
                     epoch, args.max_epoch, batch_index % len(train_loader), len(train_loader), d_loss.item(),
                     g_loss.item()))
             writer_dict["train_global_steps"] = step + 1
+            handle.iterations += 1
+            handle.acts_within = max(1, int(args.n_critic))
+            handle.check_acted()
 
     return train
 
@@ -224,9 +238,11 @@ def patch(technique: str = "none", *, functions: types.ModuleType | str | None =
     if found is not None:
         return found
     _patching.check_unmodified(functions_mod.train, TRUSTED_FINGERPRINTS, what="functions.train",
-                               snapshot=TESTED_SNAPSHOT, adapter="autogan", technique=technique)
+                               snapshot=TESTED_SNAPSHOT, adapter="autogan", technique=technique,
+                               tested_lines=_TESTED_LINES)
     original = functions_mod.train
     handle = _patching.Patch("autogan", technique, options)
+    handle.called_through = "functions.train"
     replacement = make_train(handle, tqdm=original.__globals__.get("tqdm"))
     replacement.__doc__ = original.__doc__
     handle.replace(functions_mod, "train", replacement)
@@ -250,11 +266,4 @@ def patch(technique: str = "none", *, functions: types.ModuleType | str | None =
             handle.replace(ckpt_mod, "save_checkpoint", save_checkpoint)
             handle.rebind(namespaces, original_save, save_checkpoint)
 
-    _ACTIVE.append(handle)
-    return handle
-
-
-def unpatch() -> None:
-    """Undo every active AutoGAN patch."""
-    while _ACTIVE:
-        _ACTIVE.pop().undo()
+    return _REGISTRY.add(handle)

@@ -15,7 +15,8 @@ What is replaced, and why:
   * for ``aw`` / ``wegan``: BigGAN's own ``train(x, y)``, unchanged. These
     techniques only need D's outputs, so the hooks sit one level lower, on
     ``losses.discriminator_loss`` / ``losses.generator_loss`` (also looked up at
-    call time).
+    call time). The hooks wrap the codebase's own loss functions: yours run
+    (margins, prints and all), and the technique reweights what they return.
   * for ``none`` / ``adaptive`` / ``ttur`` / ``freeadv``: our ``train(x, y)``,
     which does what BigGAN's does (D steps with accumulation, optional
     ``toggle_grads`` and ortho regularisation, the G step, EMA, the same
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import types
 from typing import Any, Callable
 
@@ -46,26 +48,35 @@ __all__ = ["patch", "unpatch", "make_training_function", "active_patch"]
 
 logger = logging.getLogger(__name__)
 
-_ACTIVE: list[_patching.Patch] = []
+_REGISTRY = _patching.Registry("biggan")
+active_patch = _REGISTRY.active_patch
+unpatch = _REGISTRY.unpatch
 _STATE_KEY = "gan_optim"
 #: The snapshot the adapter is written against.
 TESTED_SNAPSHOT = "BigGAN-PyTorch 98459431"
-#: Source fingerprints (``_patching.source_fingerprint``) of ``train_fns.GAN_training_function`` that the
-#: techniques which replace it may replace: the tested snapshot's. Add yours once our replacement
-#: does what your edited copy does.
-TRUSTED_FINGERPRINTS: set[str] = {"40f8dd5d5a5a2b5e"}
-
-
-def active_patch() -> _patching.Patch | None:
-    """The BigGAN patch in effect, if any."""
-    live = [h for h in _ACTIVE if h.active]
-    return live[-1] if live else None
+#: Code fingerprints (``_patching.source_fingerprint``) of the upstream functions the adapter may set aside:
+#: the tested snapshot's ``train_fns.GAN_training_function`` (replaced by ``none``, ``adaptive``, ``ttur`` and
+#: ``freeadv``). Add yours (the launcher's ``--trust-fingerprint``) once our replacement does what your
+#: edited copy does.
+TRUSTED_FINGERPRINTS: set[str] = {"6adb3421ce27591c"}
+#: The tested ``GAN_training_function``'s statement lines (``_patching.line_keys``), to name the lines you changed.
+_TESTED_LINES = (
+    "0:b93437f7 1:5d77f4e3 2:2eb52793 2:08c09fab 2:a6b10ffd 2:5ec592b8 2:9480d6f9 2:e4b7cecd 3:bd924e61 3:023b87d8 "
+    "2:24443d29 3:08c09fab 3:7604d9ef 4:11f6ff02 4:59058c7d 4:089f040f 4:bc8222ac 4:debdd24d 4:882a0908 4:5dd567aa "
+    "3:73a14a10 4:7310a995 4:410c2c1b 3:8d93517e 2:e4b7cecd 3:41b2a8bf 3:0ff63675 2:2eb52793 2:5b5c8eea 3:11f6ff02 "
+    "3:59058c7d 3:ce441aee 3:0b14d834 3:2de00f3d 2:56ae2567 3:2e682083 3:7b115ad2 2:1a45dacc 2:9ed3bde8 3:258b2e7e "
+    "2:c2d2aa9e 2:df048c36 1:d3955936")
+#: ``freeadv`` computes D's loss itself: the tested snapshot's D losses it stands for (fingerprint -> its
+#: ``loss`` option), and their statement lines.
+_D_LOSSES = {"446192fb7e294be2": ("hinge", "0:aa6e9fa5 1:70e53b6d 1:78806dea 1:7ac75f87"),
+             "28b9bffd226bf11a": ("bce", "0:4d0bcdb9 1:55fa3b85 1:0f750174 1:f90ebf83")}
 
 
 # --------------------------------------------------------------------------- training function
 def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict, *,
                            components: dict[str, Any] | None = None, losses: types.ModuleType,
-                           utils: types.ModuleType) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float]]:
+                           utils: types.ModuleType, acted: Callable[[str], None] | None = None,
+                           ) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float]]:
     """Our ``train(x, y)`` for BigGAN, following ``train_fns.GAN_training_function``'s contract.
 
     ``components`` (from :func:`~gan_optim.adapters._techniques.build_components`)
@@ -74,8 +85,10 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
     none of them this is BigGAN's training function, bit for bit.
     ``losses`` and ``utils`` are BigGAN's modules; their functions are looked
     up at call time, as BigGAN does, so loss hooks apply here too.
+    ``acted(name)`` is told each time a component acts.
     """
     components = components or {}
+    acted = acted or (lambda name: None)
     sched = components.get("adaptive")
     tt = components.get("ttur")
     fa = components.get("freeadv")
@@ -85,11 +98,14 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
     if fa is not None and (n_d_acc != 1 or config["D_ortho"] > 0.0):
         # Free adversarial training steps the optimizer itself, once per replay:
         # there is no single gradient to accumulate into or to regularise.
-        raise ValueError("freeadv: BigGAN's num_D_accumulations must be 1 and D_ortho 0")
+        raise _patching.AdapterError(
+            f"freeadv steps D once per replay, so BigGAN's --num_D_accumulations must be 1 and --D_ortho 0 "
+            f"(got {n_d_acc} and {config['D_ortho']})")
 
     def opt_step(which: str) -> None:
         if tt is not None:
             tt.step(which)
+            acted("ttur")
         else:
             (D if which == "D" else G).optim.step()
 
@@ -120,6 +136,7 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
                 if fa is not None:
                     G_z, y_fake = fake_batch()
                     stats = fa.step(xs[counter], G_z, ys[counter], fake_args=(y_fake,))
+                    acted("freeadv")
                     loss_real, loss_fake = stats.loss_real, stats.loss_fake
                     d_fake = None
                 else:
@@ -159,6 +176,8 @@ def make_training_function(G, D, GD, z_, y_, ema, state_dict: dict, config: dict
         xs = torch.split(x, bs)
         ys = torch.split(y, bs)
         choice = sched.next_update() if sched is not None else "both"
+        if sched is not None:
+            acted("adaptive")
         if choice in ("both", "D"):
             toggle(True)
             loss_real, loss_fake, d_fake_d = d_part(xs, ys)
@@ -292,10 +311,14 @@ def patch(technique: str = "none", *, losses: types.ModuleType | str | None = No
     if technique not in ("aw", "wegan"):  # these hook the losses and keep BigGAN's training function
         _patching.check_unmodified(train_fns_mod.GAN_training_function, TRUSTED_FINGERPRINTS,
                                    what="train_fns.GAN_training_function", snapshot=TESTED_SNAPSHOT,
-                                   adapter="biggan", technique=technique)
+                                   adapter="biggan", technique=technique, tested_lines=_TESTED_LINES)
+    if technique == "freeadv":
+        _check_freeadv_loss(losses_mod.discriminator_loss, options["loss"])
     original_factory = train_fns_mod.GAN_training_function
     utils_mod = original_factory.__globals__.get("utils") or _patching.resolve_module(None, "utils")
     handle = _patching.Patch("biggan", technique, options)
+    handle.called_through = {"aw": "losses.discriminator_loss", "wegan": "losses.generator_loss"}.get(
+        technique, "train_fns.GAN_training_function")
 
     def GAN_training_function(G, D, GD, z_, y_, ema, state_dict, config):
         handle.components = build_components(technique, options, G, D, G.optim, D.optim)
@@ -305,10 +328,13 @@ def patch(technique: str = "none", *, losses: types.ModuleType | str | None = No
             inner = original_factory(G, D, GD, z_, y_, ema, state_dict, config)
         else:
             inner = make_training_function(G, D, GD, z_, y_, ema, state_dict, config,
-                                           components=handle.components, losses=losses_mod, utils=utils_mod)
+                                           components=handle.components, losses=losses_mod, utils=utils_mod,
+                                           acted=handle.acted)
 
         def train(x, y):
             out = inner(x, y)
+            handle.iterations += 1
+            handle.check_acted()  # a technique that never acts must not report a run as its own
             if handle.components:
                 # save_weights pickles state_dict: our state rides along in BigGAN's checkpoints.
                 state_dict[_STATE_KEY] = handle.state_dict()
@@ -320,26 +346,85 @@ def patch(technique: str = "none", *, losses: types.ModuleType | str | None = No
     handle.replace(train_fns_mod, "GAN_training_function", GAN_training_function)
 
     if technique == "aw":
-        def discriminator_loss(dis_fake, dis_real):
-            aw = _component(handle, "aw")
-            aw_loss = aw.from_outputs(dis_real, dis_fake)
-            stats = aw.last
-            # BigGAN backpropagates loss_real + loss_fake. The real term carries the whole
-            # aw gradient (aw_loss - aw_loss.detach() is 0 with aw_loss's gradient) and both
-            # terms keep the values BigGAN logs: the unweighted hinge losses.
-            loss_real = aw_loss - aw_loss.detach() + stats.loss_real
-            loss_fake = stats.loss_fake.detach()
-            return loss_real, loss_fake
-
-        handle.replace(losses_mod, "discriminator_loss", discriminator_loss)
+        handle.replace(losses_mod, "discriminator_loss", _aw_discriminator_loss(handle, losses_mod.discriminator_loss))
     elif technique == "wegan":
-        def generator_loss(dis_fake):
-            return _component(handle, "wegan")(dis_fake)
+        handle.replace(losses_mod, "generator_loss", _wegan_generator_loss(handle, losses_mod.generator_loss))
 
-        handle.replace(losses_mod, "generator_loss", generator_loss)
+    return _REGISTRY.add(handle)
 
-    _ACTIVE.append(handle)
-    return handle
+
+def _check_freeadv_loss(discriminator_loss: Callable, loss: str) -> None:
+    """``freeadv`` computes D's loss itself: refuse a ``losses.discriminator_loss`` it would not stand for."""
+    found = _patching.source_fingerprint(discriminator_loss)
+    if found in TRUSTED_FINGERPRINTS:
+        return
+    known = _D_LOSSES.get(found or "")
+    if known is None:
+        tested = _D_LOSSES["446192fb7e294be2" if loss == "hinge" else "28b9bffd226bf11a"][1]
+        _patching.check_unmodified(
+            discriminator_loss, TRUSTED_FINGERPRINTS, what="losses.discriminator_loss", snapshot=TESTED_SNAPSHOT,
+            adapter="biggan", technique="freeadv", tested_lines=tested,
+            consequence=f"freeadv computes D's loss itself (--loss {loss}), so your loss would not run")
+    elif known[0] != loss:
+        raise _patching.AdapterError(
+            f"losses.discriminator_loss is BigGAN's {getattr(discriminator_loss, '__name__', '?')} ({known[0]}), "
+            f"but freeadv would train D with --loss {loss}: pass --loss {known[0]}")
+
+
+def _aw_discriminator_loss(handle: _patching.Patch, user_loss: Callable) -> Callable:
+    """``losses.discriminator_loss`` under aw: the codebase's own loss, its two parts reweighted by aw."""
+
+    def discriminator_loss(dis_fake, dis_real):
+        aw = _component(handle, "aw")
+        parts = user_loss(dis_fake, dis_real)
+        if not (isinstance(parts, (tuple, list)) and len(parts) == 2):
+            raise _patching.AdapterError(
+                f"aw weighs the real and the fake part of D's loss: losses.discriminator_loss "
+                f"({getattr(user_loss, '__name__', '?')}) must return (loss_real, loss_fake), got "
+                f"{type(parts).__name__}")
+        loss_real, loss_fake = parts
+        # aw takes each part's gradient through D's graph; keep that graph when the calling code reads
+        # D's outputs again (a drift term, a penalty), free it otherwise (the memory of a plain step).
+        keep = _patching.outputs_used_after_call(sys._getframe(1), "discriminator_loss")
+        aw_loss = aw.from_parts(loss_real, loss_fake, dis_real, dis_fake, retain_graph=keep)
+        handle.acted("aw")
+        # BigGAN backpropagates loss_real + loss_fake. The real term carries the whole aw gradient
+        # (aw_loss - aw_loss.detach() is 0 with aw_loss's gradient); both keep your loss's values.
+        return aw_loss - aw_loss.detach() + loss_real.detach(), loss_fake.detach()
+
+    return discriminator_loss
+
+
+def _wegan_generator_loss(handle: _patching.Patch, user_loss: Callable) -> Callable:
+    r"""``losses.generator_loss`` under wegan: the codebase's own loss, its samples reweighted by WeGAN.
+
+    With :math:`L = \frac1n \sum_i \ell(d_i)` the codebase's loss, :math:`n\,\partial L/\partial d_i`
+    is :math:`\ell'(d_i)`, so the surrogate :math:`\sum_i n w_i\, \mathrm{sg}(\partial L/\partial d_i)\, d_i`
+    has WeGAN's gradient :math:`\sum_i w_i \nabla \ell(d_i)` whatever :math:`\ell` the codebase uses.
+    Its value is your loss's.
+    """
+
+    def generator_loss(dis_fake):
+        wegan = _component(handle, "wegan")
+        loss = user_loss(dis_fake)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise _patching.AdapterError(
+                f"wegan reweighs the samples of G's loss: losses.generator_loss "
+                f"({getattr(user_loss, '__name__', '?')}) must return a scalar tensor")
+        wegan(dis_fake)  # the weights (and wegan's stats, hooks, step count)
+        weights = wegan.last_weights.detach().reshape(dis_fake.shape).to(dis_fake.dtype)
+        (per_sample,) = torch.autograd.grad(loss, dis_fake, retain_graph=True)
+        surrogate = (weights * per_sample.detach() * dis_fake).sum() * (dis_fake.numel() * _world_size())
+        handle.acted("wegan")
+        return surrogate - surrogate.detach() + loss.detach()
+
+    return generator_loss
+
+
+def _world_size() -> int:
+    # WeGAN's weights are normalised over the global batch; DDP averages the ranks' gradients.
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _component(handle: _patching.Patch, key: str) -> Any:
@@ -348,9 +433,3 @@ def _component(handle: _patching.Patch, key: str) -> Any:
         raise RuntimeError(f"gan_optim biggan patch ({handle.technique}): the loss hook was called before "
                            "train_fns.GAN_training_function built the components for your G and D")
     return comp
-
-
-def unpatch() -> None:
-    """Undo every active BigGAN patch."""
-    while _ACTIVE:
-        _ACTIVE.pop().undo()

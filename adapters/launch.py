@@ -28,6 +28,39 @@ __all__ = ["main", "parse"]
 
 _ALL_OPTIONS = sorted({name for opts in OPTIONS.values() for name in opts})
 
+#: What each technique option sets (the techniques it applies to and its default are added to the help).
+OPTION_HELP = {
+    "loss": "the loss the component computes: D's for aw and freeadv (hinge, bce, wgan; freeadv also hinge_ac), "
+            "G's for wegan (ns, saturating, hinge, wgan). On BigGAN, aw and wegan use the repository's own "
+            "losses.py functions instead",
+    "alpha1": "aw: favour the real part when the mean real score is below alpha1 (Algorithm 1)",
+    "alpha2": "aw: favour the fake part when the mean real score is above alpha2 (and not below the fake "
+              "score minus delta)",
+    "eps": "aw: added to both weights (keeps each part's gradient in the step)",
+    "delta": "aw: favour the real part when the mean real score is below the mean fake score minus delta",
+    "eta": "wegan: the weights are softmax((1 - sigmoid(D(G(z)))) ln eta): a smaller eta favours the samples D "
+           "scores high",
+    "lam": "adaptive: update D when its loss ratio exceeds lam times G's, else G",
+    "max_consecutive": "adaptive: update the other network after this many consecutive updates of one "
+                       "(none: no limit)",
+    "lr_g": "ttur: G's learning rate (none: the script's)",
+    "lr_d": "ttur: D's learning rate (none: the script's)",
+    "g_schedule": "ttur: G's rate decays as n^-VALUE (none: constant)",
+    "d_schedule": "ttur: D's rate decays as n^-VALUE (none: constant)",
+    "epsilon": "freeadv: the radius of the perturbation of D's real input",
+    "step_size": "freeadv: the perturbation's step per replay (none: epsilon)",
+    "replays": "freeadv: the D steps taken on each batch, each also stepping the perturbation",
+    "norm": "freeadv: the perturbation's norm (linf or l2)",
+    "data_range": "freeadv: the clamp of perturbed inputs, LOW,HIGH (none: no clamp)",
+}
+
+
+def _option_help(name: str) -> str:
+    uses = [(t, o[name]) for t, o in OPTIONS.items() if name in o]
+    defaults = "; ".join(f"{t}: {'none' if d is None else ','.join(map(str, d)) if isinstance(d, tuple) else d}"
+                         for t, d in uses)
+    return f"{OPTION_HELP.get(name, name)} (default {defaults})".replace("%", "%%")
+
 
 def _value(text: str) -> Any:
     """Option values: ``none`` -> None, numbers as numbers, ``a,b`` -> a tuple, else the string."""
@@ -51,7 +84,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
                + "; ".join(f"{t}: {', '.join('--' + n.replace('_', '-') for n in o) or '-'}"
                            for t, o in OPTIONS.items()))
     p.add_argument("--repo", required=True, help="path of the repository checkout")
-    p.add_argument("--technique", required=True, choices=TECHNIQUES)
+    p.add_argument("--technique", required=True, choices=TECHNIQUES,
+                   help="aw: adaptive weighted D loss; wegan: weighted G loss; adaptive: D/G update scheduler; "
+                        "ttur: two time-scale learning rates; freeadv: free adversarial D steps; none: the "
+                        "script as it is (a baseline run through the same launcher)")
+    p.add_argument("--trust-fingerprint", action="append", default=[], metavar="FINGERPRINT",
+                   help="proceed, at your own risk, with an edited upstream function that the technique would set "
+                        "aside: the fingerprint is the one a refusal prints (repeatable)")
     p.add_argument("--script", default="train.py", help="script inside the repository (default: train.py)")
     if command == "biggan":
         p.add_argument("--no-compat", action="store_true",
@@ -77,7 +116,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     group = p.add_argument_group("technique options")
     for name in _ALL_OPTIONS:
         group.add_argument("--" + name.replace("_", "-"), dest=name, type=_value, default=argparse.SUPPRESS,
-                           metavar="VALUE")
+                           metavar="VALUE", help=_option_help(name))
     return p
 
 
@@ -128,7 +167,8 @@ def _note_untested_checkout(command: str, repo: str) -> None:
         return
     _noted.add((command, repo))
     print(f"gan-optim {command}: note: the adapter is tested on commit {commit}; {repo}: {why}. "
-          "Hooks whose upstream function changed are refused; check the rest of the run's logs.", file=sys.stderr)
+          "An edited function that the technique would set aside is refused; edits elsewhere run as you wrote "
+          "them.", file=sys.stderr)
 
 
 def main(command: str, argv: Sequence[str]) -> int:
@@ -164,7 +204,12 @@ def main(command: str, argv: Sequence[str]) -> int:
 
         # First: AutoGAN's functions.py (which the patch imports) imports the TF1 metric modules stood in for here.
         undo_metrics = metrics.install(command, ns.inception_weights, ns.fid_reference)
-        handle = adapter.patch(ns.technique, **extra, **options)
+        trusted = {fp for fp in ns.trust_fingerprint if fp not in adapter.TRUSTED_FINGERPRINTS}
+        adapter.TRUSTED_FINGERPRINTS.update(trusted)
+        try:
+            handle = adapter.patch(ns.technique, **extra, **options)
+        finally:
+            adapter.TRUSTED_FINGERPRINTS.difference_update(trusted)
         if command == "biggan" and not ns.no_compat:
             compat = adapter.todays_pytorch_fixes()
         if ns.image_folder is not None:
@@ -196,9 +241,15 @@ def main(command: str, argv: Sequence[str]) -> int:
         cpu = _runtime.on_cpu()
     try:
         runpy.run_path(script, run_name="__main__")
+        handle.check_acted()  # a run the technique took no part in is not that technique's
         code = 0
     except SystemExit as exc:  # the script's own sys.exit()
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except _patching.AdapterError as err:
+        # Ours, raised once the script has built its networks (a configuration the technique cannot run,
+        # a technique that does not act): one line, as for the errors above.
+        print(f"gan-optim {command}: {err}", file=sys.stderr)
+        code = 2
     finally:
         undo_all()
         sys.argv = saved_argv

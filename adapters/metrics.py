@@ -18,6 +18,7 @@ is computed and FID is reported as BigGAN's "no FID" value, 9999.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -62,10 +63,15 @@ class InceptionMetrics:
             raise ValueError(f"Invalid FID reference: {str(reference)!r} does not exist")
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
-        self._logits = NoTrainInceptionV3(name="inception-v3-compat", features_list=["logits_unbiased"],
-                                          feature_extractor_weights_path=str(path)).to(self.device)
-        self._pool = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(fid_features)],
-                                        feature_extractor_weights_path=str(path)).to(self.device)
+        try:
+            self._logits = NoTrainInceptionV3(name="inception-v3-compat", features_list=["logits_unbiased"],
+                                              feature_extractor_weights_path=str(path)).to(self.device)
+            self._pool = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(fid_features)],
+                                            feature_extractor_weights_path=str(path)).to(self.device)
+        except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError, OSError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"Invalid inception weights: {str(path)!r} is not the torch-fidelity "
+                             f"pt_inception-2015-12-05 state dict ({first})") from err
         self.reference = None if reference is None else Path(reference).expanduser()
         self._stats: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
 

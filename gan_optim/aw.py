@@ -198,8 +198,33 @@ class AWDiscriminatorLoss(Component[AWStats]):
         if not (d_real.requires_grad and d_fake.requires_grad):
             raise ValueError("Invalid d_real/d_fake: both need a graph back to D's parameters "
                              "(computed without torch.no_grad and not detached)")
-        names, params = self._trainable()
         loss_r, loss_f = d_loss_real(d_real, self.loss), d_loss_fake(d_fake, self.loss)
+        return self._weighted_parts(loss_r, loss_f, d_real, d_fake, retain_graph)
+
+    def from_parts(self, loss_real: torch.Tensor, loss_fake: torch.Tensor, d_real: torch.Tensor,
+                   d_fake: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
+        r"""aw loss from the two parts of a D loss computed elsewhere: :math:`w_r \mathcal{L}_r + w_f \mathcal{L}_f`
+        with ``loss_real`` and ``loss_fake`` as :math:`\mathcal{L}_r, \mathcal{L}_f`.
+
+        For a codebase's own loss function (its margins, its terms): the parts
+        are its two return values, ``d_real`` / ``d_fake`` the D outputs they were
+        computed from (for the scores of Algorithm 1, and the gradient split of
+        :meth:`from_outputs`, whose rules and ``retain_graph`` apply here too).
+        ``self.loss`` is not used.
+        """
+        for name, value in (("loss_real", loss_real), ("loss_fake", loss_fake)):
+            check_tensor(name, value)
+            if value.dim() != 0 or not value.requires_grad:
+                raise ValueError(f"Invalid {name}: expected a scalar with a graph back to D's parameters")
+        check_tensor("d_real", d_real)
+        check_tensor("d_fake", d_fake)
+        return self._weighted_parts(plain_tensor(loss_real), plain_tensor(loss_fake), plain_tensor(d_real),
+                                    plain_tensor(d_fake), retain_graph)
+
+    def _weighted_parts(self, loss_r: torch.Tensor, loss_f: torch.Tensor, d_real: torch.Tensor,
+                        d_fake: torch.Tensor, retain_graph: bool) -> torch.Tensor:
+        """Lines 3-19 on parts whose graphs exist: per-part gradients through them, the weights, the deposit."""
+        names, params = self._trainable()
         scale = self._loss_scale()
         g_r, g_f = self._per_part_gradients(d_real, d_fake, loss_r, loss_f, names, params, scale, retain_graph)
         with torch.no_grad():

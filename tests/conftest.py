@@ -23,14 +23,13 @@ def _seed():
 def _standin_fingerprint(path, name):
     """The adapters' source fingerprint of function ``name`` in a stand-in file (read, not imported)."""
     import ast
-    import hashlib
+
+    from gan_optim.adapters._patching import fingerprint_of_source
 
     source = path.read_text()
     for node in ast.parse(source).body:
         if isinstance(node, ast.FunctionDef) and node.name == name:
-            lines = source.splitlines()[node.lineno - 1:node.end_lineno]
-            kept = "\n".join(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
-            return hashlib.sha256(kept.encode()).hexdigest()[:16]
+            return fingerprint_of_source("".join(source.splitlines(keepends=True)[node.lineno - 1:node.end_lineno]))
     raise LookupError(f"{name} not in {path}")
 
 
@@ -43,13 +42,14 @@ def _trust_the_standins():
     from gan_optim.adapters import autogan, biggan
 
     standins = Path(__file__).parent / "upstream" / "standins"
-    added = {
-        biggan: _standin_fingerprint(standins / "biggan" / "train_fns.py", "GAN_training_function"),
-        autogan: _standin_fingerprint(standins / "autogan" / "functions.py", "train"),
-    }
-    new = {module: fp for module, fp in added.items() if fp not in module.TRUSTED_FINGERPRINTS}
-    for module, fp in new.items():
+    added = [
+        (biggan, _standin_fingerprint(standins / "biggan" / "train_fns.py", "GAN_training_function")),
+        (biggan, _standin_fingerprint(standins / "biggan" / "losses.py", "hinge_d")),  # what freeadv computes
+        (autogan, _standin_fingerprint(standins / "autogan" / "functions.py", "train")),
+    ]
+    new = [(module, fp) for module, fp in added if fp not in module.TRUSTED_FINGERPRINTS]
+    for module, fp in new:
         module.TRUSTED_FINGERPRINTS.add(fp)
     yield
-    for module, fp in new.items():
+    for module, fp in new:
         module.TRUSTED_FINGERPRINTS.discard(fp)

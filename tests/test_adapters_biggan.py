@@ -5,8 +5,10 @@ The real-checkout tests are in tests/upstream/test_biggan_upstream.py.
 
 from __future__ import annotations
 
+import math
 import runpy
 import sys
+
 
 import pytest
 import torch
@@ -122,8 +124,50 @@ def test_wegan_hook_is_the_weighted_generator_loss():
         GD = model.G_D(G, D)
         z_, y_ = utils.make_z_y(4, G.dim_z, 4)
         train_fns.GAN_training_function(G, D, GD, z_, y_, None, {"itr": 0}, {**BASE, "ema": False})
-        d = torch.randn(4, 1)
-        assert torch.equal(losses.generator_loss(d), WeightedGeneratorLoss(eta=0.05, loss="hinge")(d))
+        d = torch.randn(4, 1, dtype=torch.float64, requires_grad=True)
+        loss = losses.generator_loss(d)
+        assert loss.item() == pytest.approx(-d.mean().item())  # the value is the codebase's loss
+        loss.backward()
+        # WeGAN (Pantazis et al.): w = softmax((1 - sigmoid(d)) ln eta), G's loss sum_i w_i l(d_i), l(d) = -d here.
+        logits = [(1 - 1 / (1 + math.exp(-v))) * math.log(0.05) for v in d.detach().reshape(-1).tolist()]
+        total = sum(math.exp(v) for v in logits)
+        expected = torch.tensor([[-math.exp(v) / total] for v in logits], dtype=torch.float64)
+        torch.testing.assert_close(d.grad, expected, rtol=1e-12, atol=0)
+
+
+def test_wegan_reweights_the_codebases_own_generator_loss():
+    """An edited generator loss (softplus, a print) runs, and its per-sample gradients get WeGAN's weights."""
+    with repo_on_path(REPO):
+        import losses
+        import model
+        import train_fns
+        import utils
+        from gan_optim.adapters import biggan
+
+        printed = []
+
+        def my_loss(dis_fake):
+            printed.append("my G loss")
+            return torch.nn.functional.softplus(-dis_fake).mean()
+
+        losses.generator_loss = my_loss
+        biggan.patch("wegan", eta=0.05)
+        G, D = model.Generator(), model.Discriminator()
+        z_, y_ = utils.make_z_y(4, G.dim_z, 4)
+        train_fns.GAN_training_function(G, D, model.G_D(G, D), z_, y_, None, {"itr": 0}, {**BASE, "ema": False})
+        d = torch.randn(5, 1, dtype=torch.float64, requires_grad=True)
+        loss = losses.generator_loss(d)
+        assert printed == ["my G loss"]
+        assert loss.item() == pytest.approx(torch.nn.functional.softplus(-d).mean().item())
+        loss.backward()
+        values = d.detach().reshape(-1).tolist()
+        sig = [1 / (1 + math.exp(-v)) for v in values]
+        logits = [(1 - p) * math.log(0.05) for p in sig]
+        total = sum(math.exp(v) for v in logits)
+        # d/dd softplus(-d) = -sigmoid(-d) = -(1 - sigmoid(d))
+        expected = torch.tensor([[-(math.exp(lg) / total) * (1 - p)] for lg, p in zip(logits, sig)],
+                                dtype=torch.float64)
+        torch.testing.assert_close(d.grad, expected, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("technique,options", [

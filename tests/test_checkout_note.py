@@ -22,7 +22,7 @@ def test_an_exported_copy_is_judged_by_the_hooked_files(tmp_path):
 
 
 @pytest.mark.parametrize("packed", [False, True])
-def test_a_git_checkout_is_judged_by_its_head(tmp_path, packed):
+def test_a_git_checkout_is_judged_by_its_head_and_its_files(tmp_path, packed):
     git = tmp_path / ".git"
     (git / "refs" / "heads").mkdir(parents=True)
     (git / "HEAD").write_text("ref: refs/heads/master\n")
@@ -31,7 +31,10 @@ def test_a_git_checkout_is_judged_by_its_head(tmp_path, packed):
         (git / "packed-refs").write_text(f"# pack-refs with: peeled\n{head} refs/heads/master\n")
     else:
         (git / "refs" / "heads" / "master").write_text(head + "\n")
-    assert _patching.checkout_differences(str(tmp_path), "98459431", {"missing.py": "0" * 16}) is None
+    hashes = {"a.py": _write(tmp_path, "a.py", "x = 1\n")}
+    assert _patching.checkout_differences(str(tmp_path), "98459431", hashes) is None
+    (tmp_path / "a.py").write_text("x = 2\n")  # an uncommitted edit at the tested commit
+    assert _patching.checkout_differences(str(tmp_path), "98459431", hashes) == "its a.py differ(s) from that commit's"
     assert _patching.checkout_differences(str(tmp_path), "a5eeef05", {}) == "it is at commit 98459431"
     (git / "HEAD").write_text("0123456789abcdef0123456789abcdef01234567\n")  # detached
     assert _patching.checkout_differences(str(tmp_path), "98459431", {}) == "it is at commit 01234567"

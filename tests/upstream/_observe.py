@@ -109,13 +109,14 @@ def flat(gs: list[torch.Tensor]) -> np.ndarray:
     return torch.cat([g.reshape(-1) for g in gs]).double().numpy()
 
 
-def aw_hinge_expected(d_real: torch.Tensor, d_fake: torch.Tensor, params: list[torch.Tensor],
+def aw_hinge_expected(d_real: torch.Tensor, d_fake: torch.Tensor, params: list[torch.Tensor], margin: float = 1.0,
                       ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The aw gradient of one pass by hand (hinge parts, Algorithm 1 in tests/_reference.py), and the plain sum."""
+    """The aw gradient of one pass by hand (hinge parts with ``margin``, Algorithm 1 in tests/_reference.py),
+    and the plain sum."""
     from _reference import algorithm1
 
-    g_r = grads(torch.relu(1.0 - d_real).mean(), params)
-    g_f = grads(torch.relu(1.0 + d_fake).mean(), params)
+    g_r = grads(torch.relu(margin - d_real).mean(), params)
+    g_f = grads(torch.relu(margin + d_fake).mean(), params)
     s_r = float(torch.sigmoid(d_real.detach().double()).mean())
     s_f = float(torch.sigmoid(d_fake.detach().double()).mean())
     w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), s_r, s_f)

@@ -22,9 +22,11 @@ REPO, pytestmark = real_checkout("autogan")
 
 
 @contextlib.contextmanager
-def autogan(technique: str, n_critic: int = 1, lr_decay_over: int | None = None, bottom_width: int = 4, **options):
-    """AutoGAN's networks and optimizers; ``step()`` runs ``functions.train`` on one batch (one iteration)."""
-    with repo_on_path(REPO, autogan_stubs()), cuda_float_tensor_on_cpu():
+def autogan(technique: str, n_critic: int = 1, lr_decay_over: int | None = None, bottom_width: int = 4,
+            repo: str | None = None, **options):
+    """AutoGAN's networks and optimizers; ``step()`` runs ``functions.train`` on one batch (one iteration)
+    (from ``repo``, default the checkout)."""
+    with repo_on_path(repo or REPO, autogan_stubs()), cuda_float_tensor_on_cpu():
         import functions
         import models
         from gan_optim.adapters import autogan as adapter

@@ -28,9 +28,10 @@ ARGS = ["--dataset", "C10", "--G_ch", "8", "--D_ch", "8", "--batch_size", "8", "
 
 
 @contextlib.contextmanager
-def biggan(technique: str, extra: list[str], **options):
-    """BigGAN's G, D, G_D and training function (patched with ``technique``), built as ``train.run`` does."""
-    with repo_on_path(REPO, biggan_stubs()):
+def biggan(technique: str, extra: list[str], repo: str | None = None, **options):
+    """BigGAN's G, D, G_D and training function (patched with ``technique``), built as ``train.run`` does
+    (from ``repo``, default the checkout)."""
+    with repo_on_path(repo or REPO, biggan_stubs()):
         import BigGAN
         import train_fns
         import utils
