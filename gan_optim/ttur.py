@@ -359,11 +359,15 @@ class TwoTimescale(Component[TTURStats]):
         # load_state_dict, so whatever raises there puts the previous state back.
         previous = copy.deepcopy(self.state_dict())
         previous_schedules = (self.g_power, self.g_scheduler, self.d_power, self.d_scheduler)
-        try:
-            self._apply(state, powers)
-        except Exception as err:
+
+        def put_back() -> None:
             self.g_power, self.g_scheduler, self.d_power, self.d_scheduler = previous_schedules
             self._apply(previous, {"g": None, "d": None})
+        try:
+            with Transaction() as undo:
+                undo.on_error(put_back)
+                self._apply(state, powers)
+        except Exception as err:
             raise ValueError(f"Invalid state: {type(err).__name__}: {err}") from None
         self.steps_g, self.steps_d = steps["steps_g"], steps["steps_d"]
         self.check_finite = check_finite
