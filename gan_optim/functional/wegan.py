@@ -20,7 +20,8 @@ def wegan_logits(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
     return (1.0 - fake_prob) * math.log(check_eta(eta))
 
 
-def wegan_weights(fake_prob: torch.Tensor, eta: float, *, logsumexp: Callable[[torch.Tensor], torch.Tensor] | None = None,
+def wegan_weights(fake_prob: torch.Tensor, eta: float, *,
+                  logsumexp: Callable[[torch.Tensor], torch.Tensor] | None = None,
                   check_values: bool = True) -> torch.Tensor:
     r"""Normalised WeGAN weights (Pantazis et al., Algorithm 1).
 
