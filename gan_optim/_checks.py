@@ -78,15 +78,6 @@ def require_finite(name: str, value: torch.Tensor | float) -> None:
         raise FloatingPointError(f"non-finite {name}: {shown}")
 
 
-def check_state_keys(name: str, state: Any, required: Iterable[str]) -> dict:
-    if not isinstance(state, dict):
-        raise TypeError(f"Invalid {name}: expected a dict, got {type(state).__name__}")
-    missing = [k for k in required if k not in state]
-    if missing:
-        raise ValueError(f"Invalid {name}: missing keys {missing}")
-    return state
-
-
 _SCALER_METHODS = ("scale", "step", "unscale_", "get_scale", "is_enabled", "update")
 
 

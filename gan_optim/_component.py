@@ -3,9 +3,9 @@
 The conventions follow ``torch.optim.Optimizer``:
 
 - ``register_step_post_hook(hook) -> RemovableHandle``; the hook is called as
-  ``hook(component, stats)`` after every step, with ``stats`` one frozen
-  dataclass type per component whose fields are tensors (reading them is the
-  only thing that synchronises a GPU).
+  ``hook(component, stats)`` after every step, once the step is committed,
+  with ``stats`` one frozen dataclass type per component. A hook that raises
+  propagates, and the step stays taken (as in ``torch.optim``).
 - ``state_dict()`` returns a plain dict with a ``"component"`` name and a
   ``"version"``; ``load_state_dict`` validates *every* field first and applies
   the state only when all of it is accepted, so a bad state changes nothing.
@@ -33,8 +33,12 @@ class Component(Generic[StatsT]):
     def register_step_post_hook(self, hook: Callable[[Any, StatsT], None]) -> RemovableHandle:
         """Call ``hook(component, stats)`` after every step; returns a handle whose ``remove()`` unregisters it.
 
-        ``stats`` holds tensors (no GPU sync until you read them). Hooks run in
-        the order they were registered.
+        Hooks run in the order they were registered, after the step is
+        committed (parameters, optimizer and the component's state all
+        updated). As with ``torch.optim.Optimizer.register_step_post_hook``, a
+        hook that raises propagates to the caller and the step stays taken; the
+        hooks after it do not run. ``stats`` holds tensors where the component
+        computes on tensors (no GPU sync until you read them).
         """
         if not callable(hook):
             raise TypeError(f"Invalid hook: expected a callable, got {type(hook).__name__}")
@@ -43,6 +47,7 @@ class Component(Generic[StatsT]):
         return handle
 
     def _call_step_post_hooks(self, stats: StatsT) -> None:
+        """Run the hooks; call it after the step is committed."""
         for hook in list(self._step_post_hooks.values()):
             hook(self, stats)
 

@@ -38,6 +38,13 @@ def mean_scalars(*values: torch.Tensor) -> list[torch.Tensor]:
     return [packed[i].to(v.dtype) for i, v in enumerate(values)]
 
 
+def mean_floats(*values: float) -> tuple[float, ...]:
+    """All-reduce-average Python floats (in float64, one collective); the values themselves outside a group."""
+    if not active():
+        return values
+    return tuple(float(v) for v in mean_scalars(*(torch.tensor(v, dtype=torch.float64) for v in values)))
+
+
 def mean_tensors_(tensors: Sequence[torch.Tensor]) -> None:
     """All-reduce-average a list of tensors in place, in one flat collective."""
     if not active() or not tensors:

@@ -123,13 +123,13 @@ class AdaptiveScheduler(Component[SchedulerStats]):
         self._observed_eps = 0.0
 
     def next_update(self) -> Network:
-        """``"D"`` or ``"G"``: which network to update in this iteration."""
+        """``"D"`` or ``"G"``: which network to update in this iteration (Algorithm 1, line 4)."""
         if self._pending is None:
             choice: Network = choose_update(self.ratio_d, self.ratio_g, self.lam, tie_rtol=self.tie_rtol,
-                                            loss_eps=self.loss_eps)
+                                            loss_eps=self.loss_eps)  # "D" iff r_d > lam * r_g
             if (self.max_consecutive is not None and choice == self.last_choice
                     and self.run_length >= self.max_consecutive):
-                choice = "G" if choice == "D" else "D"
+                choice = "G" if choice == "D" else "D"  # the optional starvation guard
             self.run_length = self.run_length + 1 if choice == self.last_choice else 1
             self.last_choice = choice
             self.counts[choice] += 1
@@ -140,30 +140,22 @@ class AdaptiveScheduler(Component[SchedulerStats]):
         """Record this iteration's generator and discriminator losses (paper eq. 3) and update the ratios."""
         current_g, eps_g = _as_float("loss_g", loss_g)
         current_d, eps_d = _as_float("loss_d", loss_d)
-        observed_eps = max(eps_g, eps_d)
-        if _dist.active():
-            current_g, current_d = (float(v) for v in _dist.mean_scalars(torch.tensor(current_g, dtype=torch.float64),
-                                                                         torch.tensor(current_d, dtype=torch.float64)))
+        current_g, current_d = _dist.mean_floats(current_g, current_d)  # every rank makes the same choice
+        # Algorithm 1, lines 13-17: L^p = L^c on the first iteration; r = |(L^c - L^p) / L^p| (eq. 4); L^p = L^c.
         prev_g = current_g if self.prev_loss_g is None else self.prev_loss_g
         prev_d = current_d if self.prev_loss_d is None else self.prev_loss_d
         ratio_g = loss_change_ratio(current_g, prev_g, eps=self.eps)
         ratio_d = loss_change_ratio(current_d, prev_d, eps=self.eps)
-        previous = self.state_dict()
-        # A ratio mixes this observation and the previous one: it is as precise as the coarser.
-        self.loss_eps = max(observed_eps, self._observed_eps)
-        self._observed_eps = observed_eps
+        # Commit (nothing above changed the scheduler), then the hooks.
         self.ratio_g, self.ratio_d = ratio_g, ratio_d
         self.prev_loss_g, self.prev_loss_d = current_g, current_d
+        # A ratio mixes this observation and the previous one: it is as precise as the coarser.
+        self.loss_eps, self._observed_eps = max(eps_g, eps_d, self._observed_eps), max(eps_g, eps_d)
         self.iteration += 1
-        stats = SchedulerStats(choice=self._pending, ratio_d=ratio_d, ratio_g=ratio_g, loss_d=current_d,
-                               loss_g=current_g, iteration=self.iteration)
+        self.last = SchedulerStats(choice=self._pending, ratio_d=self.ratio_d, ratio_g=self.ratio_g,
+                                   loss_d=current_d, loss_g=current_g, iteration=self.iteration)
         self._pending = None
-        self.last = stats
-        try:
-            self._call_step_post_hooks(stats)
-        except BaseException:
-            self._apply(previous)
-            raise
+        self._call_step_post_hooks(self.last)
 
     _KEYS = ("lam", "max_consecutive", "eps", "tie_rtol", "ratio_d", "ratio_g", "prev_loss_d", "prev_loss_g",
              "counts", "last_choice", "run_length", "iteration", "pending", "last", "loss_eps", "observed_eps")

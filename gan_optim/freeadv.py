@@ -17,7 +17,9 @@ from ._checks import (
     check_tensor,
     resolve_nonfinite,
 )
+from ._amp import backward, scaler_step, unscale_and_step, unscaled
 from ._component import Component
+from ._transaction import TensorStore, Transaction, Undo
 from .functional.freeadv import DELTA_INITS, NORMS, initial_perturbation, perturbation_step, perturbed_input
 from .functional.losses import (
     D_LOSSES,
@@ -155,7 +157,7 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
         self.atomic = atomic
         self._apply_config(config)
         self.delta: torch.Tensor | None = None
-        self._snapshot_store: dict[tuple, torch.Tensor] = {}
+        self._values_store = TensorStore()
         self.steps = 0
         self.last: FreeAdvStats | None = None
 
@@ -210,114 +212,93 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
             return fastgan_d_loss_fake(adv, logits, self.alpha_f, self.kl)
         return d_loss_fake(out, self.loss)
 
-    # --------------------------------------------------------- rollback state
-    def _snapshot(self) -> dict[str, Any]:
-        """Copy D's parameters, gradients, buffers and the optimizer state into buffers kept between calls."""
-        D, opt = self.discriminator, self.optimizer
-        sources: list[torch.Tensor] = []
-        keys: list[tuple] = []
-        for i, param in enumerate(D.parameters()):
-            sources.append(param.detach())
-            keys.append(("param", i))
-        for p, state in opt.state.items():
-            for k, v in state.items():
-                if isinstance(v, torch.Tensor):
-                    sources.append(v)
-                    keys.append(("opt", id(p), k))
-        scalars = {(id(p), k): v for p, state in opt.state.items() for k, v in state.items()
-                   if not isinstance(v, torch.Tensor)}
-        store = self._snapshot_store
-        for key, t in zip(keys, sources):
-            kept = store.get(key)
-            if kept is None or kept.shape != t.shape or kept.dtype != t.dtype or kept.device != t.device:
-                store[key] = torch.empty_like(t, memory_format=torch.preserve_format)
-        if sources:
-            torch._foreach_copy_([store[k] for k in keys], sources)
-        tt = self.two_timescale
-        ttur = None if tt is None else (tt.steps_d, None if tt.d_scheduler is None else tt.d_scheduler.state_dict(),
-                                        [g["lr"] for g in opt.param_groups], tt.last)
-        return {"keys": set(keys), "scalars": scalars, "opt_params": {id(p) for p in opt.state}, "ttur": ttur}
-
-    def _restore(self, snap: dict[str, Any]) -> None:
-        store, keys = self._snapshot_store, snap["keys"]
-        with torch.no_grad():
-            for i, param in enumerate(self.discriminator.parameters()):
-                param.copy_(store[("param", i)])
-            for p in list(self.optimizer.state.keys()):
-                if id(p) not in snap["opt_params"]:
-                    del self.optimizer.state[p]  # the failed call created it
-                    continue
-                state = self.optimizer.state[p]
-                for k in list(state.keys()):
-                    if ("opt", id(p), k) in keys:
-                        state[k].copy_(store[("opt", id(p), k)])
-                    elif (id(p), k) in snap["scalars"]:
-                        state[k] = snap["scalars"][(id(p), k)]
-        if snap["ttur"] is not None and self.two_timescale is not None:
-            tt = self.two_timescale
-            tt.steps_d, sched_state, lrs, tt.last = snap["ttur"]
-            if sched_state is not None and tt.d_scheduler is not None:
-                tt.d_scheduler.load_state_dict(sched_state)
-            for group, lr in zip(self.optimizer.param_groups, lrs):
-                group["lr"] = lr
-
     # -------------------------------------------------------------------- step
-    def _new_delta(self, x_real: torch.Tensor) -> torch.Tensor:
-        return initial_perturbation(x_real, self.epsilon, self.norm, self.delta_init)
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-
-    def _take_step(self) -> None:
-        self.optimizer.step()
-        if self.two_timescale is not None:
-            self.two_timescale.record_step("D")
-
-    def _check(self, named: list[tuple[str, torch.Tensor]]) -> None:
-        """One host sync for all the values of a replay; raise naming the culprit."""
-        finite = torch.stack([torch.isfinite(v.detach()).all() for _, v in named])
-        if not bool(finite.all()):
-            bad = ", ".join(name for (name, _), ok in zip(named, finite.tolist()) if not ok)
-            raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}")
-
-    def _grads(self) -> list[torch.Tensor]:
-        return [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-
-    def _optimizer_step(self, last: bool) -> bool:
-        """Step D's optimizer after a replay; False when the scaler skipped (the call then ends)."""
-        if self.scaler is None or not self.scaler.is_enabled():
-            self._take_step()
-            return True
-        if last:
-            taken: list[bool] = []
-            handle = self.optimizer.register_step_post_hook(lambda *_: taken.append(True))
-            try:
-                self.scaler.step(self.optimizer)
-            finally:
-                handle.remove()
-            if taken and self.two_timescale is not None:
-                self.two_timescale.record_step("D")
-            return bool(taken)
-        # An earlier replay: unscale and check here (the scaler steps once per update()).
-        grads = self._grads()
-        inv_scale = 1.0 / float(self.scaler.get_scale())
-        finite = not grads or bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
-        if not finite:
-            self.scaler.step(self.optimizer)  # sees the overflow: skips, and update() backs off
-            return False
-        torch._foreach_mul_(grads, inv_scale)
-        self._take_step()
-        return True
-
     def step(self, x_real: torch.Tensor, x_fake: torch.Tensor, *d_args: Any, y_real: torch.Tensor | None = None,
              fake_args: tuple | None = None, fake_kwargs: dict | None = None, **d_kwargs: Any) -> FreeAdvStats:
-        """Run the replays on one batch; returns the last replay's statistics.
+        """Run the replays on one batch (Algorithm 1, lines 7-13); returns the last replay's statistics.
 
         Extra positional and keyword arguments go to D on both halves, unless
         ``fake_args`` / ``fake_kwargs`` give the fake half its own (a
         projection D: ``fa.step(x, fake, y_real_labels, fake_args=(y_fake,))``).
         ``y_real`` is the label target of the ``"hinge_ac"`` loss.
         """
+        f_args, f_kwargs = self._check_step_args(x_real, x_fake, y_real, d_args, d_kwargs, fake_args, fake_kwargs)
+        x_real, x_fake, D = x_real.detach(), x_fake.detach(), self.discriminator
+        delta = self.delta
+        fresh = delta is None or (delta.shape, delta.dtype, delta.device) != (x_real.shape, x_real.dtype,
+                                                                                x_real.device)
+        loss_r = loss_f = x_real.new_zeros(())
+        with Transaction() as undo:
+            undone_until_first_step = self._keep_for_rollback(undo, x_real, draws=fresh)
+            if fresh:
+                delta = initial_perturbation(x_real, self.epsilon, self.norm, self.delta_init)  # line 1
+            assert delta is not None
+            for replay in range(1, self.replays + 1):  # line 7: MAX_ADV_STEP replays on the same batch
+                self.optimizer.zero_grad(set_to_none=True)
+                # The official code's leaf: the clamped input itself, so a saturated pixel keeps its gradient.
+                x_adv = perturbed_input(x_real, delta, self.data_range).requires_grad_(True)
+                loss_r = self._real_loss(D(x_adv, *d_args, **d_kwargs), y_real)
+                if self.steps_per_replay == 1:
+                    # Line 8 (g_x, g_w from one backward) and line 11 together: D does not change between the
+                    # halves, so one backward of the sum accumulates what the official two backwards do.
+                    loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
+                    backward(loss_r + loss_f, self.scaler)
+                    grad_x = unscaled(x_adv.grad, self.scaler)
+                    delta = self._perturbation_step(delta, grad_x)  # line 10
+                    self._require_finite(("loss_real", loss_r), ("input gradient", grad_x), ("loss_fake", loss_f))
+                else:  # the paper's text: a weight step after each half
+                    backward(loss_r, self.scaler)  # line 8
+                    grad_x = unscaled(x_adv.grad, self.scaler)
+                    self._require_finite(("loss_real", loss_r), ("input gradient", grad_x))
+                    taken = self._weight_step(last=False)  # line 9
+                    undo.release(*undone_until_first_step)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if not taken:
+                        break
+                    delta = self._perturbation_step(delta, grad_x)  # line 10
+                    loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))  # line 11: the same x_f every replay
+                    backward(loss_f, self.scaler)
+                    self._require_finite(("loss_fake", loss_f))
+                taken = self._weight_step(last=replay == self.replays)  # line 12
+                undo.release(*undone_until_first_step)
+                if not taken:
+                    break
+        self.delta, self.steps = delta, self.steps + 1  # delta persists: the warm start that makes it "free"
+        self.last = FreeAdvStats(loss_real=loss_r.detach(), loss_fake=loss_f.detach(),
+                                 delta_max=delta.abs().max() if delta.numel() else delta.new_zeros(()))
+        self._call_step_post_hooks(self.last)
+        return self.last
+
+    def _perturbation_step(self, delta: torch.Tensor, grad_x: torch.Tensor) -> torch.Tensor:
+        """delta <- Proj(delta + alpha sign(g_x)): Algorithm 1, line 10, moving D's real loss uphill."""
+        with torch.no_grad():
+            new_delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm)
+            # A non-finite input gradient must not poison the persistent perturbation
+            # (with "raise" the finiteness check raises and delta is not kept).
+            return (new_delta if self.nonfinite == "raise"
+                    else torch.where(torch.isfinite(new_delta).all(), new_delta, delta))
+
+    def _weight_step(self, last: bool) -> bool:
+        """w_D <- optimizer step (lines 9 and 12); False when the GradScaler skipped it (the call then ends).
+
+        With a scaler, the last replay goes through ``scaler.step``; earlier ones are unscaled and
+        checked here (the scaler steps once per ``update()``).
+        """
+        if self.scaler is None or not self.scaler.is_enabled():
+            self.optimizer.step()
+            taken = True
+        elif last:
+            taken = scaler_step(self.scaler, self.optimizer)
+        else:
+            taken = unscale_and_step(self.scaler, self.optimizer)
+        if taken and self.two_timescale is not None:
+            self.two_timescale.record_step("D")
+        return taken
+
+    # --------------------------------------------------------------- plumbing
+    def _check_step_args(self, x_real: Any, x_fake: Any, y_real: Any, d_args: tuple, d_kwargs: dict,
+                         fake_args: Any, fake_kwargs: Any) -> tuple[tuple, dict]:
+        """Check :meth:`step`'s arguments; the fake half's D arguments."""
         check_tensor("x_real", x_real)
         check_tensor("x_fake", x_fake)
         if x_real.dim() < 2:
@@ -328,96 +309,31 @@ class FreeAdvDiscriminator(Component[FreeAdvStats]):
             raise TypeError(f"Invalid fake_args: expected a tuple, got {type(fake_args).__name__}")
         if fake_kwargs is not None and not isinstance(fake_kwargs, dict):
             raise TypeError(f"Invalid fake_kwargs: expected a dict, got {type(fake_kwargs).__name__}")
-        f_args = tuple(d_args if fake_args is None else fake_args)
-        f_kwargs = d_kwargs if fake_kwargs is None else fake_kwargs
-        x_fake = x_fake.detach()
-        x_real = x_real.detach()
-        D = self.discriminator
+        return tuple(d_args if fake_args is None else fake_args), (d_kwargs if fake_kwargs is None else fake_kwargs)
 
-        # What an error must put back: gradients (the references; zero_grad only drops them),
-        # buffers (BatchNorm statistics move in every forward), the RNG if delta is drawn here.
-        held = {id(p): p for p in D.parameters()}
-        held.update({id(p): p for g in self.optimizer.param_groups for p in g["params"]})
-        saved_grads = [(p, p.grad) for p in held.values()]
-        saved_buffers = [(b, b.clone()) for b in D.buffers()]
-        delta = self.delta
-        fresh = (delta is None or delta.shape != x_real.shape or delta.dtype != x_real.dtype
-                 or delta.device != x_real.device)
-        rng = None
-        if fresh and self.delta_init == "random":
-            rng = (torch.random.get_rng_state(),
-                   torch.cuda.get_rng_state(x_real.device) if x_real.is_cuda else None)
-        snap = self._snapshot() if self.atomic else None
-        stepped = False
-        try:
-            if fresh:
-                delta = self._new_delta(x_real)
-            assert delta is not None
-            loss_r = loss_f = x_real.new_zeros(())
-            for replay in range(self.replays):
-                last = replay == self.replays - 1
-                self.optimizer.zero_grad(set_to_none=True)
-                # The official code's leaf: the clamped input itself, so a saturated pixel keeps its gradient.
-                x_adv = perturbed_input(x_real, delta, self.data_range).requires_grad_(True)
-                loss_r = self._real_loss(D(x_adv, *d_args, **d_kwargs), y_real)
-                if self.steps_per_replay == 1:
-                    # D does not change between the halves: one backward of the sum accumulates what the
-                    # official two backwards do (fewer fixed costs per replay).
-                    loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
-                    self._backward(loss_r + loss_f)
-                else:
-                    self._backward(loss_r)
-                assert x_adv.grad is not None
-                grad_x = x_adv.grad
-                if self.scaler is not None:
-                    grad_x = grad_x / self.scaler.get_scale()
-                if self.steps_per_replay == 2:
-                    if self.nonfinite == "raise":
-                        self._check([("loss_real", loss_r), ("input gradient", grad_x)])
-                    ok = self._optimizer_step(last=False)
-                    stepped = True
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if not ok:
-                        break
-                with torch.no_grad():
-                    new_delta = perturbation_step(delta, grad_x, self.step_size, self.epsilon, self.norm)
-                    # A non-finite input gradient must not poison the persistent perturbation
-                    # (with "raise" the check below raises first and delta is not kept).
-                    delta = (new_delta if self.nonfinite == "raise"
-                             else torch.where(torch.isfinite(new_delta).all(), new_delta, delta))
-                if self.steps_per_replay == 2:
-                    loss_f = self._fake_loss(D(x_fake, *f_args, **f_kwargs))
-                    self._backward(loss_f)
-                if self.nonfinite == "raise":
-                    checks = [("loss_fake", loss_f)]
-                    if self.steps_per_replay == 1:
-                        checks = [("loss_real", loss_r), ("input gradient", grad_x)] + checks
-                    self._check(checks)
-                ok = self._optimizer_step(last=last)
-                stepped = True
-                if not ok:
-                    break
-        except BaseException:
-            if snap is not None:
-                self._restore(snap)
-            if snap is not None or not stepped:
-                for p, g in saved_grads:
-                    p.grad = g
-                with torch.no_grad():
-                    for b, kept in saved_buffers:
-                        b.copy_(kept)
-            if rng is not None:
-                torch.random.set_rng_state(rng[0])
-                if rng[1] is not None:
-                    torch.cuda.set_rng_state(rng[1], x_real.device)
-            raise
-        self.delta = delta
-        self.steps += 1
-        stats = FreeAdvStats(loss_real=loss_r.detach(), loss_fake=loss_f.detach(),
-                             delta_max=delta.abs().max() if delta.numel() else delta.new_zeros(()))
-        self.last = stats
-        self._call_step_post_hooks(stats)
-        return stats
+    def _keep_for_rollback(self, undo: Transaction, x_real: torch.Tensor, draws: bool) -> tuple[Undo, ...]:
+        """Record what an error in :meth:`step` puts back (the ``atomic`` contract); returns the undos that
+        hold only until the call's first optimizer step (without ``atomic``, stepped replays stay applied)."""
+        if draws and self.delta_init == "random":
+            undo.keep_rng(x_real.device)  # a newly drawn delta is dropped, so its draw is undone too
+        params = list(self.discriminator.parameters()) + [p for g in self.optimizer.param_groups
+                                                           for p in g["params"]]
+        until_step = (undo.keep_grads(params), undo.keep_buffers(self.discriminator))
+        if not self.atomic:
+            return until_step
+        undo.keep_values(self.discriminator, self.optimizer, self._values_store)
+        if self.two_timescale is not None:
+            undo.on_error(self.two_timescale._undo_record_step_d())
+        return ()
+
+    def _require_finite(self, *named: tuple[str, torch.Tensor]) -> None:
+        """With ``nonfinite="raise"``: one host sync for the values of a replay; raise naming the culprit."""
+        if self.nonfinite != "raise":
+            return
+        finite = torch.stack([torch.isfinite(v.detach()).all() for _, v in named])
+        if not bool(finite.all()):
+            bad = ", ".join(name for (name, _), ok in zip(named, finite.tolist()) if not ok)
+            raise FloatingPointError(f"FreeAdvDiscriminator: non-finite {bad}")
 
     # ------------------------------------------------------------ state dicts
     def state_dict(self) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from typing import Any, Callable, Iterable, Literal, Optional, Union
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
+from ._amp import all_finite, grads, scaler_step
 from ._checks import check_choice, check_int, check_real, check_scaler
 from ._component import Component
+from ._transaction import Transaction
 from .functional.ttur import PolynomialDecay, two_timescale_violations
 
 __all__ = ["TTURStats", "TwoTimescale", "TwoTimescaleWarning"]
@@ -53,11 +55,8 @@ def _check_source(name: str, source: Any) -> None:
 
 def _build_optimizer(name: str, source: Any, lr: float | None, default_lr: float, optimizer_cls: type,
                      kwargs: dict[str, Any]) -> torch.optim.Optimizer:
+    """A new optimizer over a module's or a list's parameters; an optimizer given is returned as it is."""
     if isinstance(source, torch.optim.Optimizer):
-        if lr is not None:
-            for group in source.param_groups:
-                group["lr"] = lr
-                group["initial_lr"] = lr
         return source
     if isinstance(source, torch.nn.Module):
         params = [p for p in source.parameters() if p.requires_grad]
@@ -184,19 +183,29 @@ class TwoTimescale(Component[TTURStats]):
         build_kwargs = dict(optimizer_kwargs)
         if optimizer is torch.optim.Adam:
             build_kwargs.setdefault("betas", (0.5, 0.999))
-        changed = [side for side, wrapped, lr in (("generator", wraps[0], lr_g), ("discriminator", wraps[1], lr_d))
-                   if wrapped and lr is not None]
+        # The optimizers built here check their own arguments; only then are the given ones touched,
+        # and a schedule that raises while it is built puts their parameter groups back.
         self.g_optimizer = _build_optimizer("generator", generator, lr_g, DEFAULT_LR_G, optimizer, build_kwargs)
         self.d_optimizer = _build_optimizer("discriminator", discriminator, lr_d, DEFAULT_LR_D, optimizer,
                                             build_kwargs)
+        changed = []
+        with Transaction() as undo:
+            for side, wrapped, opt, lr in (("generator", wraps[0], self.g_optimizer, lr_g),
+                                           ("discriminator", wraps[1], self.d_optimizer, lr_d)):
+                if wrapped:
+                    undo.keep_param_groups(opt)
+                    if lr is not None:
+                        changed.append(side)
+                        for group in opt.param_groups:
+                            group["lr"] = group["initial_lr"] = lr
+            self.g_power, self.g_scheduler = self._make_schedule(g_schedule, self.g_optimizer)
+            self.d_power, self.d_scheduler = self._make_schedule(d_schedule, self.d_optimizer)
         if changed:
             warnings.warn(f"TwoTimescale set lr and initial_lr of the wrapped {' and '.join(changed)} optimizer "
                           "in every parameter group", UserWarning, stacklevel=2)
         self.check_finite = check_finite
         self.steps_g = 0
         self.steps_d = 0
-        self.g_power, self.g_scheduler = self._make_schedule(g_schedule, self.g_optimizer)
-        self.d_power, self.d_scheduler = self._make_schedule(d_schedule, self.d_optimizer)
         self.last: TTURStats | None = None
         if g_schedule is not None or d_schedule is not None:
             self._warn_conditions(g_schedule, d_schedule)
@@ -238,24 +247,14 @@ class TwoTimescale(Component[TTURStats]):
         return self.g_optimizer if which == "G" else self.d_optimizer
 
     def _step(self, which: Literal["G", "D"]) -> bool:
+        """theta <- theta - a(n) h~ (G) or w <- w + b(n) g~ (D): the optimizer's step at this network's own rate."""
         opt = self._optimizer(which)
         if self.scaler is not None:
-            # The scaler skips the step on non-finite gradients; a transient hook tells whether it did.
-            taken: list[bool] = []
-            handle = opt.register_step_post_hook(lambda *_: taken.append(True))
-            try:
-                self.scaler.step(opt)
-            finally:
-                handle.remove()
-            if not taken:
-                return False
+            if not scaler_step(self.scaler, opt):
+                return False  # the scaler skipped it (non-finite gradients): n does not advance
         else:
-            if self.check_finite:
-                grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-                # One sync: a norm is finite iff every entry is (float64 so a large finite norm is no alarm).
-                if grads and not bool(torch.isfinite(torch.stack(
-                        [torch.linalg.vector_norm(g.double()) for g in grads])).all()):
-                    raise FloatingPointError(f"TwoTimescale: non-finite {which} gradient; step skipped")
+            if self.check_finite and not all_finite(grads(opt)):
+                raise FloatingPointError(f"TwoTimescale: non-finite {which} gradient; step skipped")
             opt.step()
         self.record_step(which)
         return True
@@ -269,7 +268,7 @@ class TwoTimescale(Component[TTURStats]):
         which = check_choice("which", which, ("G", "D"))  # type: ignore[assignment]
         sched = self.g_scheduler if which == "G" else self.d_scheduler
         if sched is not None:
-            sched.step()
+            sched.step()  # n -> n + 1: a(n) or b(n) for the next step
         if which == "G":
             self.steps_g += 1
         else:
@@ -278,6 +277,20 @@ class TwoTimescale(Component[TTURStats]):
                           steps=self.steps_g if which == "G" else self.steps_d)
         self.last = stats
         self._call_step_post_hooks(stats)
+
+    def _undo_record_step_d(self) -> Callable[[], None]:
+        """What puts back D's counter, schedule and rates as they are now (for a wrapper's rollback)."""
+        steps_d, last = self.steps_d, self.last
+        sched = None if self.d_scheduler is None else self.d_scheduler.state_dict()
+        lrs = [g["lr"] for g in self.d_optimizer.param_groups]
+
+        def put_back() -> None:
+            self.steps_d, self.last = steps_d, last
+            if sched is not None and self.d_scheduler is not None:
+                self.d_scheduler.load_state_dict(sched)
+            for group, lr in zip(self.d_optimizer.param_groups, lrs):
+                group["lr"] = lr
+        return put_back
 
     def step_g(self) -> bool:
         """One generator step (through the scaler if there is one), then G's schedule; False if the scaler skipped it."""
@@ -346,11 +359,15 @@ class TwoTimescale(Component[TTURStats]):
         # load_state_dict, so whatever raises there puts the previous state back.
         previous = copy.deepcopy(self.state_dict())
         previous_schedules = (self.g_power, self.g_scheduler, self.d_power, self.d_scheduler)
-        try:
-            self._apply(state, powers)
-        except Exception as err:
+
+        def put_back() -> None:
             self.g_power, self.g_scheduler, self.d_power, self.d_scheduler = previous_schedules
             self._apply(previous, {"g": None, "d": None})
+        try:
+            with Transaction() as undo:
+                undo.on_error(put_back)
+                self._apply(state, powers)
+        except Exception as err:
             raise ValueError(f"Invalid state: {type(err).__name__}: {err}") from None
         self.steps_g, self.steps_d = steps["steps_g"], steps["steps_d"]
         self.check_finite = check_finite

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 
 from . import _dist
-from ._checks import check_choice, check_int, check_scaler, require_finite, resolve_nonfinite
+from ._checks import check_choice, check_int, check_scaler, plain_tensor, require_finite, resolve_nonfinite
 from ._component import Component
 from .functional.losses import G_LOSSES, flatten_scores, g_loss_per_sample
-from .functional.wegan import check_eta, effective_sample_size, wegan_logits, weight_variance
+from .functional.wegan import check_eta, effective_sample_size, wegan_weights, weight_variance
 
 __all__ = ["WeGANStats", "WeightedGeneratorLoss"]
 
@@ -78,32 +78,22 @@ class WeightedGeneratorLoss(Component[WeGANStats]):
         self.steps = 0
 
     def __call__(self, d_fake: torch.Tensor) -> torch.Tensor:
-        d = flatten_scores("d_fake", d_fake)
-        if type(d) is not torch.Tensor:
-            d = d.as_subclass(torch.Tensor)
+        """The weighted generator loss of D's outputs on a fake batch (Algorithm 1: weights, normalise, sum)."""
+        d = plain_tensor(flatten_scores("d_fake", d_fake))
         if d.numel() == 0:
             raise ValueError("Invalid d_fake: empty batch (WeGAN weights need at least one sample)")
         if self.nonfinite == "raise":
             require_finite("d_fake (D's outputs on G(z))", d.detach())
         if d.dtype in (torch.float16, torch.bfloat16):
             d = d.float()  # under autocast: weights and the weighted sum in float32
-        logits = wegan_logits(torch.sigmoid(d.detach()), self.eta)
-        per_sample = g_loss_per_sample(d, self.loss)
-        if _dist.active():
-            weights = (logits - _dist.global_logsumexp(logits)).exp()
-            # DDP averages gradients over ranks; the global weighted sum needs their sum.
-            value = (weights * per_sample).sum() * _dist.world_size()
-        else:
-            weights = torch.softmax(logits, dim=0)
-            value = (weights * per_sample).sum()
-        previous = (self.last_weights, self.steps)
+        # Algorithm 1: w_i = eta^(1 - D(G(z_i))), normalised over the (global) batch; no gradient through them.
+        weights = wegan_weights(torch.sigmoid(d.detach()), self.eta, check_values=False,
+                                logsumexp=_dist.global_logsumexp if _dist.active() else None)
+        # DDP averages gradients over ranks; the global weighted sum needs their sum.
+        value = (weights * g_loss_per_sample(d, self.loss)).sum() * _dist.world_size()
         self.last_weights, self.steps = weights, self.steps + 1
-        try:
-            self._call_step_post_hooks(WeGANStats(weights=weights, effective_sample_size=effective_sample_size(weights),
-                                                  weight_variance=weight_variance(weights)))
-        except BaseException:
-            self.last_weights, self.steps = previous
-            raise
+        self._call_step_post_hooks(WeGANStats(weights=weights, effective_sample_size=effective_sample_size(weights),
+                                              weight_variance=weight_variance(weights)))
         return value
 
     @property

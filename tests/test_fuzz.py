@@ -1,7 +1,8 @@
 """Fuzz of the public API: random corruptions of every state dict, random arguments to the formulas.
 
-Each case either gives the right result or raises a typed error (TypeError / ValueError /
-FloatingPointError) with nothing changed: a full before/after fingerprint is compared.
+A corrupt state must be refused with a typed error (TypeError / ValueError / FloatingPointError)
+and nothing changed (a full before/after fingerprint is compared); only the replacements listed
+in VALID are values a field may take, and they are accepted.
 """
 
 import math
@@ -59,8 +60,35 @@ def use(name, comps, G, D, x):
         comps["freeadv"].step(x + 1, x - 1)
 
 
-BAD_VALUES = st.sampled_from(["garbage", math.nan, math.inf, -3, -0.5, 1e300, True, [1], {"x": 1}, None,
-                              "D", "raise", 2.0, torch.full((2, 2), math.nan), torch.ones(3)])
+BAD = ["garbage", math.nan, math.inf, -3, -0.5, 1e300, True, [1], {"x": 1}, None, "D", "raise", 2.0,
+       torch.full((2, 2), math.nan), torch.ones(3)]
+BAD_VALUES = st.sampled_from(BAD)
+
+#: The replacements from BAD that are valid values of a field; every other replacement must be refused.
+VALID = {
+    "aw": {"delta": [1e300, 2.0], "eps": [1e300, 2.0], "last": [None], "nonfinite": ["raise"]},
+    "wegan": {"last_weights": [None], "nonfinite": ["raise"]},
+    "sched": {"eps": [1e300, 2.0], "lam": [1e300, 2.0], "last": [None], "last_choice": [None, "D"],
+              "max_consecutive": [None], "pending": [None, "D"], "ratio_d": [1e300, 2.0], "ratio_g": [1e300, 2.0],
+              # losses may be negative (WGAN)
+              "prev_loss_d": [-3, -0.5, 1e300, 2.0], "prev_loss_g": [-3, -0.5, 1e300, 2.0]},
+    "ttur": {"check_finite": [True], "g_optimizer": [None], "d_optimizer": [None],  # state_dict(optimizers=False)
+             "g_power": [1e300, None, 2.0], "d_power": [1e300, None, 2.0]},
+    "freeadv": {"alpha_f": [1e300, 2.0], "atomic": [True], "data_range": [None], "delta": [None],
+                "epsilon": [1e300, 2.0], "nonfinite": ["raise"], "step_size": [1e300, None, 2.0]},
+}
+
+
+def is_valid(name, key, value):
+    return any(type(value) is type(v) and not isinstance(v, torch.Tensor) and value == v
+               for v in VALID[name].get(key, ()))
+
+
+def load_refused(comp, corrupt, everything):
+    before = fingerprint(*everything)
+    with pytest.raises(TYPED):
+        comp.load_state_dict(corrupt)
+    assert same(fingerprint(*everything), before), "a refused state changed something"
 
 
 @pytest.mark.parametrize("name", ["aw", "wegan", "sched", "ttur", "freeadv"])
@@ -80,17 +108,53 @@ def test_corrupt_state_dicts_are_refused_with_nothing_changed(name, data):
     else:
         corrupt["unexpected"] = 1
     everything = (G, D), (opt_d, comps["ttur"].g_optimizer, comps["ttur"].d_optimizer), list(comps.values())
-    before = fingerprint(*everything)
-    try:
-        comp.load_state_dict(corrupt)
-    except TYPED:
-        assert same(fingerprint(*everything), before), f"{name}: a refused state changed something"
+    if action != "replace" or not is_valid(name, key, corrupt[key]):
+        load_refused(comp, corrupt, everything)
         return
-    # Accepted: the value must have been a valid one, so the component keeps working.
+    # A valid value: accepted, and the component keeps working.
+    comp.load_state_dict(corrupt)
     try:
         use(name, comps, G, D, x)
     except TYPED:
         pass
+
+
+@pytest.mark.parametrize("name", ["aw", "wegan", "sched", "ttur", "freeadv"])
+def test_every_invalid_field_value_is_refused(name):
+    """Every field replaced by every value of BAD: refused with nothing changed, unless the value is valid there."""
+    G, D, opt_d, comps, _ = setup()
+    state = comps[name].state_dict()
+    for key in sorted(state):
+        for value in BAD:
+            everything = (G, D), (opt_d, comps["ttur"].g_optimizer, comps["ttur"].d_optimizer), list(comps.values())
+            if is_valid(name, key, value):
+                comps[name].load_state_dict({**state, key: value})
+                G, D, opt_d, comps, _ = setup()  # accepted: start again from the saved state
+                continue
+            load_refused(comps[name], {**state, key: value}, everything)
+
+
+@pytest.mark.parametrize("name", ["aw", "wegan", "sched", "ttur", "freeadv"])
+def test_missing_and_unknown_keys_are_refused(name):
+    G, D, opt_d, comps, _ = setup()
+    state = comps[name].state_dict()
+    everything = (G, D), (opt_d, comps["ttur"].g_optimizer, comps["ttur"].d_optimizer), list(comps.values())
+    load_refused(comps[name], {**state, "unexpected": 1}, everything)
+    for key in state:
+        load_refused(comps[name], {k: v for k, v in state.items() if k != key}, everything)
+
+
+def test_wegan_weights_that_are_no_distribution_are_refused():
+    """Locally the weights sum to 1, under DDP to a rank's share of it: never above 1, never negative."""
+    _, _, _, comps, _ = setup()
+    wegan = comps["wegan"]
+    state = wegan.state_dict()
+    for weights in (torch.full((4,), 0.3), torch.tensor([1.5, -0.5]), torch.tensor([0.5, math.inf])):
+        with pytest.raises(ValueError, match="last_weights"):
+            wegan.load_state_dict({**state, "last_weights": weights})
+    for weights in (torch.full((4,), 0.25), torch.tensor([0.1, 0.2])):  # a whole batch; a rank's share
+        wegan.load_state_dict({**state, "last_weights": weights})
+        assert torch.equal(wegan.last_weights, weights)
 
 
 @FUZZ

@@ -162,6 +162,61 @@ def test_constructor_touches_nothing_until_every_argument_is_accepted():
     assert settings() == before
 
 
+@pytest.mark.parametrize("make_d", [
+    lambda D: D,                                    # a module: the D optimizer is built here and refuses the betas
+    lambda D: list(D.parameters()),
+])
+def test_a_wrapped_optimizers_rate_is_untouched_when_building_the_other_side_fails(make_d):
+    """lr_g given with an optimizer, and D's optimizer (built here) refusing its arguments: opt_g keeps its rate."""
+    G, D = nets()
+    og = torch.optim.SGD(G.parameters(), lr=0.1)
+    before = [dict((k, v) for k, v in g.items() if k != "params") for g in og.param_groups]
+    with pytest.raises(ValueError, match="beta"):
+        TwoTimescale(og, make_d(D), lr_g=0.01, betas=(2.0, 0.999))
+    assert [dict((k, v) for k, v in g.items() if k != "params") for g in og.param_groups] == before
+    assert "initial_lr" not in og.param_groups[0]
+
+
+def test_a_schedule_that_fails_while_built_puts_the_wrapped_optimizers_back():
+    G, D = nets()
+    og, od = torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.2)
+
+    def broken(n):
+        raise ZeroDivisionError("schedule")
+
+    with pytest.raises(ZeroDivisionError):
+        TwoTimescale(og, od, lr_g=0.01, lr_d=0.02, d_schedule=broken)
+    assert [{k: v for k, v in o.param_groups[0].items() if k != "params"} for o in (og, od)] == [
+        {**og.defaults, "lr": 0.1}, {**od.defaults, "lr": 0.2}]
+
+
+# (A2) for a(n) = n^-p: sum a = inf iff p <= 1 (harmonic series at p = 1), sum a^2 < inf iff 2p > 1,
+# so p = 1/2 (sum 1/n) breaks the second condition and p = 1 meets the first; a = o(b) iff p_g > p_d.
+@pytest.mark.parametrize("power,sum_diverges,squares_converge", [
+    (0.5, True, False),
+    (0.5 + 1e-9, True, True),
+    (1.0, True, True),
+    (1.0 + 1e-9, False, True),
+    (0.0, True, False),
+])
+def test_a2_boundaries_of_polynomial_rates(power, sum_diverges, squares_converge):
+    problems = F.two_timescale_violations(power + 0.25 if power < 1 else power, power)  # G's power above D's
+    about_d = [p for p in problems if p.startswith("D:")]
+    assert any("sum of learning rates is finite" in p for p in about_d) == (not sum_diverges)
+    assert any("sum of squared learning rates diverges" in p for p in about_d) == (not squares_converge)
+
+
+def test_a2_needs_g_strictly_slower_than_d():
+    assert any("o(D's rate)" in p for p in F.two_timescale_violations(0.75, 0.75))
+    assert not any("o(D's rate)" in p for p in F.two_timescale_violations(0.75 + 1e-9, 0.75))
+
+
+def test_a2_warning_at_power_one_half_exactly():
+    G, D = nets()
+    with pytest.warns(TwoTimescaleWarning, match="squared"):
+        TwoTimescale(G, D, g_schedule=0.75, d_schedule=0.5)
+
+
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 @pytest.mark.filterwarnings("ignore::gan_optim.TwoTimescaleWarning")
 def test_record_step_and_post_hooks():

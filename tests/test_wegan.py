@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import gan_optim.functional as F
@@ -110,3 +110,25 @@ def test_extreme_scores_stay_finite():
     w = F.wegan_weights(torch.sigmoid(d), 1e-300)
     assert torch.isfinite(w).all() and float(w.sum()) == pytest.approx(1.0)
     assert math.isfinite(float(WeightedGeneratorLoss(1e-300)(d)))
+
+
+@given(probs, etas, st.integers(0, 40))
+def test_a_normaliser_over_a_larger_batch_gives_that_batchs_weights(p, eta, split):
+    """logsumexp= normalises over a larger (global) batch: each part's weights are its slice of the whole's."""
+    assume(split < len(p))
+    whole = torch.from_numpy(p)
+    logits_whole = (1 - whole) * math.log(eta)
+    part = F.wegan_weights(whole[split:], eta, logsumexp=lambda logits: torch.logsumexp(logits_whole, 0))
+    np.testing.assert_allclose(part.numpy(), weights_by_hand(p, eta)[split:], rtol=1e-9, atol=1e-300)
+
+
+def test_check_values_false_lets_non_finite_probabilities_through():
+    p = torch.tensor([0.2, math.nan, 0.7])
+    with pytest.raises(FloatingPointError, match="fake_prob"):
+        F.wegan_weights(p, 0.1)
+    assert torch.isnan(F.wegan_weights(p, 0.1, check_values=False)).all()
+
+
+def test_the_loss_propagates_non_finite_scores_with_nonfinite_propagate():
+    value = WeightedGeneratorLoss(0.1, nonfinite="propagate")(torch.tensor([0.5, math.nan, -1.0]))
+    assert not math.isfinite(float(value))

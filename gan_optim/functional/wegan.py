@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -19,7 +20,9 @@ def wegan_logits(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
     return (1.0 - fake_prob) * math.log(check_eta(eta))
 
 
-def wegan_weights(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
+def wegan_weights(fake_prob: torch.Tensor, eta: float, *,
+                  logsumexp: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  check_values: bool = True) -> torch.Tensor:
     r"""Normalised WeGAN weights (Pantazis et al., Algorithm 1).
 
     .. math::
@@ -34,6 +37,14 @@ def wegan_weights(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
     Args:
         fake_prob: 1-D tensor of probabilities in [0, 1], non-empty.
         eta: in (0, 1].
+        logsumexp: the log of the normaliser, ``logits -> log sum_j exp(logits_j)``
+            over the batch the weights are normalised on; ``None`` (default):
+            this tensor (a softmax). Under ``torch.distributed`` a global one
+            normalises over every rank's batch (the local weights then sum to
+            this rank's share of 1).
+        check_values: check that the probabilities are finite and in [0, 1]
+            (a host sync). ``False`` lets non-finite values through into the
+            weights (a GradScaler must see them).
     Returns:
         A tensor of the same shape and dtype, positive, summing to 1.
     """
@@ -43,11 +54,15 @@ def wegan_weights(fake_prob: torch.Tensor, eta: float) -> torch.Tensor:
         raise ValueError(f"Invalid fake_prob: expected a 1-D tensor, got shape {tuple(fake_prob.shape)}")
     if fake_prob.numel() == 0:
         raise ValueError("Invalid fake_prob: empty batch (WeGAN weights need at least one sample)")
-    if not bool(torch.isfinite(fake_prob).all()):
-        raise FloatingPointError("non-finite fake_prob")
-    if bool(((fake_prob < 0) | (fake_prob > 1)).any()):
-        raise ValueError("Invalid fake_prob: probabilities must lie in [0, 1]")
-    return torch.softmax(wegan_logits(fake_prob, eta), dim=0)
+    if check_values:
+        if not bool(torch.isfinite(fake_prob).all()):
+            raise FloatingPointError("non-finite fake_prob")
+        if bool(((fake_prob < 0) | (fake_prob > 1)).any()):
+            raise ValueError("Invalid fake_prob: probabilities must lie in [0, 1]")
+    logits = wegan_logits(fake_prob, eta)
+    if logsumexp is None:
+        return torch.softmax(logits, dim=0)
+    return (logits - logsumexp(logits)).exp()
 
 
 def _check_weights(weights: torch.Tensor) -> torch.Tensor:
