@@ -14,6 +14,12 @@ The paper's Algorithm 1, one discriminator step, and where each line is here::
 ``AWDiscriminatorLoss.__call__`` is that step; everything it needs beyond the
 algorithm (unused parameters, a GradScaler, DDP, putting D's buffers back on
 an error, handing the gradient to ``.grad``) is in the named helpers below it.
+
+Each part's gradient is taken with ``torch.autograd.grad`` through a plain forward of D, not
+with ``torch.func`` (releases up to 0.2 used ``functional_call`` + ``vjp``): the transform layer
+dispatched every operator again (1.15-3.6x the work of a half, docs/PERFORMANCE.md), untied
+shared weights, and returned zeros for a parameter the forward did not use, which a probe
+forward then had to tell apart. ``autograd.grad`` gives ``None`` for those, per call.
 """
 
 from __future__ import annotations
