@@ -18,7 +18,10 @@ import argparse
 import os
 import runpy
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.overrides import TorchFunctionMode
 
 from .named import TECHNIQUES, NamedHookError, NamedHooks
 
@@ -99,6 +102,52 @@ def _command(command: list[str]) -> tuple[str, str, list[str]]:
     return "path", script, command[1:]
 
 
+class _IndexedCudaOnCpu(TorchFunctionMode):
+    """A CUDA device given by index (``.to(0)``, ``device=local_rank``) is the CPU too."""
+
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.Tensor.to and len(args) > 1 and type(args[1]) is int:
+            args = (args[0], "cpu", *args[2:])
+        if type(kwargs.get("device")) is int:
+            kwargs = {**kwargs, "device": "cpu"}
+        return func(*args, **kwargs)
+
+
+def _on_cpu() -> Callable[[], None]:
+    """The launchers' CPU redirect, plus what codebases that address GPUs by index need: device indices
+    mean the CPU, and ``torch.cuda`` answers one device (current 0) whose set/sync/cache calls do nothing.
+    Returns how to undo it all."""
+    from . import _runtime
+
+    base = _runtime.on_cpu()
+    mode = _IndexedCudaOnCpu()
+    mode.__enter__()
+    saved = {name: getattr(torch.cuda, name) for name in _CUDA_QUERIES}
+    for name, value in _CUDA_QUERIES.items():
+        setattr(torch.cuda, name, value)
+
+    def undo() -> None:
+        for name, value in saved.items():
+            setattr(torch.cuda, name, value)
+        mode.__exit__(None, None, None)
+        base.undo()
+    return undo
+
+
+def _nothing() -> Callable[..., None]:
+    # One function object per name: torch._dynamo refuses one object under two torch names.
+    def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+    return nothing
+
+
+_CUDA_QUERIES: dict[str, Callable[..., Any]] = {
+    "current_device": lambda: 0, "device_count": lambda: 1, "set_device": _nothing(), "synchronize": _nothing(),
+    "empty_cache": _nothing(), "manual_seed": _nothing(), "manual_seed_all": _nothing(),
+}
+
+
 def main(command: str, argv: Sequence[str]) -> int:
     """Entry point used by :mod:`gan_optim.cli`; returns the script's exit status (2 for a refusal)."""
     ns, options, rest = parse(argv)
@@ -126,9 +175,7 @@ def main(command: str, argv: Sequence[str]) -> int:
 
             _seed_everything(ns.seed)
         if ns.cpu:
-            from . import _runtime
-
-            cpu = _runtime.on_cpu()
+            cpu = _on_cpu()
         print(f"gan-optim run: {' '.join(rest)} with technique {ns.technique} through {hooks.d_target!r}",
               file=sys.stderr)
         with hooks:
@@ -148,7 +195,7 @@ def main(command: str, argv: Sequence[str]) -> int:
         return code
     finally:
         if cpu is not None:
-            cpu.undo()
+            cpu()
         sys.path[:] = saved_path
         sys.argv = saved_argv
     return code
