@@ -434,7 +434,7 @@ class NamedHooks:
         self._replaced.append((sys.meta_path, "", finder, None))
         for module in list(sys.modules.values()):
             file = getattr(module, "__file__", None)
-            if file and os.path.realpath(file) in self._files:
+            if isinstance(file, str) and os.path.realpath(file) in self._files:
                 self._patch_module(module)
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
@@ -487,7 +487,8 @@ class NamedHooks:
         return refuse
 
     def _patch_module(self, module: types.ModuleType) -> None:
-        file = os.path.realpath(getattr(module, "__file__", "") or "")
+        file = getattr(module, "__file__", None)
+        file = os.path.realpath(file) if isinstance(file, str) else ""
         for target, kind in ((self.d_target, "d"), (self.g_target, "g")):
             if target is None or target.path != file:
                 continue
