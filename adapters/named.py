@@ -244,11 +244,35 @@ def _replace_arguments(bound: inspect.BoundArguments, **values: Any) -> tuple[tu
     return ba.args, ba.kwargs
 
 
-def _scalar(name: str, value: Any) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+def _total(name: str, value: Any) -> torch.Tensor:
+    """The loss a call returned: a scalar, or the sum of a tuple of scalars (``(loss_real, loss_fake)``, as
+    BigGAN's ``discriminator_loss`` returns and its training code sums)."""
+    parts = list(value) if isinstance(value, (tuple, list)) else [value]
+    if not parts or not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in parts):
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise NamedHookError(f"{name} must return a scalar loss, got {shape}")
-    return value
+        raise NamedHookError(f"{name} must return a scalar loss (or a tuple of scalars), got {shape}")
+    total = parts[0].reshape(())
+    for v in parts[1:]:
+        total = total + v.reshape(())
+    return total
+
+
+def _with_gradient(value: Any, carriers: list[torch.Tensor]) -> Any:
+    """``value`` (a scalar or a tuple of scalars) with the same numbers, whose sum has the carriers' gradient.
+
+    Each carrier is ``c - c.detach()``: zero, with ``c``'s gradient. With a tuple the first carrier goes to
+    the first element and the last to the last (real and fake parts of ``(loss_real, loss_fake)``).
+    """
+    if isinstance(value, torch.Tensor):
+        out = value.detach()
+        for c in carriers:
+            out = out + c.reshape(out.shape).to(out.dtype)
+        return out
+    items = [v.detach() for v in value]
+    for k, c in enumerate(carriers):
+        index = 0 if k == 0 else len(items) - 1
+        items[index] = items[index] + c.reshape(items[index].shape).to(items[index].dtype)
+    return type(value)(items)
 
 
 class Telemetry:
@@ -606,8 +630,8 @@ class NamedHooks:
         self.d_calls += 1
         self._d_calls_since_step += 1
         if self.technique != "aw":
-            value = _scalar(repr(self.d_target), original(*args, **kwargs))
-            self.last_d_loss = float(value.detach())
+            value = original(*args, **kwargs)
+            self.last_d_loss = float(_total(repr(self.d_target), value).detach())
             return value
         if "d" not in self._checked:
             self._check_d_loss(original, bound, real, fake)
@@ -621,7 +645,7 @@ class NamedHooks:
 
         def value(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
             a, k = _replace_arguments(bound, **{self.real: r, self.fake: f})
-            return _scalar(name, fn(*a, **k))
+            return _total(name, fn(*a, **k))
 
         with torch.no_grad():
             r0, f0 = real.detach(), fake.detach()
@@ -655,8 +679,9 @@ class NamedHooks:
             params: list[torch.Tensor]) -> torch.Tensor:
         a_r, k_r = _replace_arguments(bound, **{self.fake: fake.detach()})
         a_f, k_f = _replace_arguments(bound, **{self.real: real.detach()})
-        part_r = _scalar(repr(self.d_target), fn(*a_r, **k_r))
-        part_f = _scalar(repr(self.d_target), fn(*a_f, **k_f))
+        result = fn(*a_r, **k_r)  # the codebase's own values (its fake argument detached changes none)
+        part_r = _total(repr(self.d_target), result)
+        part_f = _total(repr(self.d_target), fn(*a_f, **k_f))
         g_r = list(torch.autograd.grad(part_r, params, retain_graph=True, allow_unused=True))
         g_f = list(torch.autograd.grad(part_f, params, retain_graph=True, allow_unused=True)) \
             if part_f.requires_grad else [None] * len(params)
@@ -676,9 +701,9 @@ class NamedHooks:
                                                   alpha2=o["alpha2"], eps=o["eps"], delta=o["delta"],
                                                   tiny=torch.finfo(params[0].dtype).tiny)
         dtype = part_r.dtype
-        weighted = w_r.to(dtype) * part_r + w_f.to(dtype) * part_f
-        # The value the codebase logs stays its own; the gradient is the weighted one.
-        out = weighted + (part_r.detach() - weighted.detach())
+        carry_r, carry_f = w_r.to(dtype) * part_r, w_f.to(dtype) * part_f
+        # The values the codebase logs stay its own; the gradient is the weighted one.
+        out = _with_gradient(result, [carry_r - carry_r.detach(), carry_f - carry_f.detach()])
         self.aw_stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f,
                                 angle=angle_degrees(cos), case=case, loss_real=loss, loss_fake=loss)
         self.last_d_loss = float(loss)
@@ -703,8 +728,8 @@ class NamedHooks:
         self._identify_g(fake)
         self.g_calls += 1
         if self.technique != "wegan":
-            value = _scalar(repr(self.g_target), original(*args, **kwargs))
-            self.last_g_loss = float(value.detach())
+            value = original(*args, **kwargs)
+            self.last_g_loss = float(_total(repr(self.g_target), value).detach())
             return value
         if "g" not in self._checked:
             self._check_g_loss(original, bound, fake)
@@ -720,8 +745,8 @@ class NamedHooks:
         # Same values; the gradient reaching each sample's output is multiplied by N w_i.
         scaled = fake.detach() + (fake - fake.detach()) * scale
         a, k = _replace_arguments(bound, **{self.g_fake or "": scaled})
-        value = _scalar(repr(self.g_target), original(*a, **k))
-        self.last_g_loss = float(value.detach())
+        value = original(*a, **k)
+        self.last_g_loss = float(_total(repr(self.g_target), value).detach())
         if self.telemetry is not None:
             self.telemetry.write("wegan", self.g_calls, effective_sample_size=float(effective_sample_size(weights)),
                                  weight_variance=float(weight_variance(weights)), max_weight=float(weights.max()),
@@ -735,7 +760,7 @@ class NamedHooks:
 
         def value(f: torch.Tensor) -> float:
             a, k = _replace_arguments(bound, **{self.g_fake or "": f})
-            return float(_scalar(name, fn(*a, **k)))
+            return float(_total(name, fn(*a, **k)))
 
         if n < 2:
             return

@@ -33,6 +33,10 @@ def d_hinge(d_out_real, d_out_fake, reduction="mean"):
     return F.relu(1.0 - d_out_real).mean() + F.relu(1.0 + d_out_fake).mean()
 
 
+def d_hinge_parts(d_out_real, d_out_fake):  # BigGAN's form: the parts, summed by the training code
+    return F.relu(1.0 - d_out_real).mean(), F.relu(1.0 + d_out_fake).mean()
+
+
 def g_hinge(d_out_fake):
     return -d_out_fake.mean()
 
@@ -100,6 +104,8 @@ for it in range(args.iters):
             loss = (out_r.mean() - out_f.mean()) * 0 + out_f.pow(2).mean()
         else:
             loss = d_loss(out_r, out_f)
+            if isinstance(loss, tuple):
+                loss = loss[0] + loss[1]
         if args.r1 > 0:
             (grad_x,) = torch.autograd.grad(out_r.sum(), x, create_graph=True)
             loss = loss + args.r1 * grad_x.pow(2).sum(1).mean()
@@ -220,9 +226,10 @@ def _flat(tensors):
     return torch.cat([t.reshape(-1).double() for t in tensors])
 
 
-@pytest.mark.parametrize("r1,acc", [(0.0, 1), (0.5, 2)])
-def test_aw_gives_algorithm_1s_gradient_plus_the_codebases_own_terms(codebase, r1, acc):
-    code, log = _run(codebase, "aw", script_flags=("--iters", "5", "--r1", str(r1), "--acc", str(acc)))
+@pytest.mark.parametrize("r1,acc,dloss", [(0.0, 1, "d_hinge"), (0.5, 2, "d_hinge"), (0.0, 1, "d_hinge_parts")])
+def test_aw_gives_algorithm_1s_gradient_plus_the_codebases_own_terms(codebase, r1, acc, dloss):
+    code, log = _run(codebase, "aw", dloss=dloss,
+                     script_flags=("--iters", "5", "--r1", str(r1), "--acc", str(acc), "--dloss", dloss))
     assert code == 0
     seen_cases = set()
     for rec in log:
