@@ -338,10 +338,14 @@ class NamedHooks:
         telemetry: CSV file for the components' step statistics (None: none written).
         tensorboard: folder for TensorBoard scalars (None: none written).
         root: folder relative paths are read from (default: the working directory).
+        allow_bare_d_steps: accept D optimizer steps with no D-loss call before them (a codebase's lazy
+            regularization step, such as StudioGAN's R1 with ``r1_place: outside_loop``). Off by default:
+            such a step usually means something still holds the original function.
     """
 
     def __init__(self, technique: str, *, d_loss: str, real: str, fake: str, g_loss: str | None = None,
                  g_fake: str | None = None, d_sign: int = 1, d_step: str | None = None,
+                 allow_bare_d_steps: bool = False,
                  options: dict[str, Any] | None = None, telemetry: str | None = None,
                  tensorboard: str | None = None, root: str | None = None) -> None:
         if technique not in TECHNIQUES:
@@ -362,6 +366,7 @@ class NamedHooks:
         if real == fake:
             raise NamedHookError(f"Invalid --fake: {fake!r} is also --real")
         self.real, self.fake, self.d_sign = real, fake, d_sign
+        self.allow_bare_d_steps = bool(allow_bare_d_steps)
         self.g_target: LossTarget | None = None
         self.g_fake: str | None = None
         if g_loss is not None:
@@ -780,13 +785,15 @@ class NamedHooks:
         if role is None:
             return None
         if role == "D":
-            if self._d_calls_since_step == 0:
+            if self._d_calls_since_step == 0 and not self.allow_bare_d_steps:
                 original = self._keep[0] if self._keep else None
                 held = _holders(original, self._wrappers_list()) if original is not None else []
                 raise NamedHookError(
                     f"D's optimizer stepped with no call of {self.d_target!r} through the hook before it"
                     + (f"; the original is still held by: {', '.join(held)}" if held else
-                       " (the original was bound before the hook, or torch.compile captured it)"))
+                       " (the original was bound before the hook, or torch.compile captured it)")
+                    + "; if the codebase takes D steps without its D loss (lazy regularization), pass "
+                      "--allow-bare-d-steps")
             self._d_calls_since_step = 0
         if self.scheduler is not None:
             if self._choice is None:

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                         "else its first argument)")
     p.add_argument("--d-sign", type=int, default=1, choices=(1, -1),
                    help="-1 for a codebase whose D scores fakes high (its hinge is negated)")
+    p.add_argument("--allow-bare-d-steps", action="store_true",
+                   help="accept D optimizer steps with no D-loss call before them (lazy regularization steps); "
+                        "refused by default")
     p.add_argument("--d-step", default=None, metavar="FILE:FUNCTION", help=argparse.SUPPRESS)
     p.add_argument("--telemetry", default="gan_optim_run.csv", metavar="CSV",
                    help="CSV of the components' step statistics (default: gan_optim_run.csv in the working "
@@ -155,6 +158,7 @@ def main(command: str, argv: Sequence[str]) -> int:
         kind, target, script_args = _command(rest)
         hooks = NamedHooks(ns.technique, d_loss=ns.d_loss, real=ns.real, fake=ns.fake, g_loss=ns.g_loss,
                            g_fake=ns.g_fake, d_sign=ns.d_sign, d_step=ns.d_step, options=options,
+                           allow_bare_d_steps=ns.allow_bare_d_steps,
                            telemetry=None if ns.telemetry.lower() == "none" else ns.telemetry,
                            tensorboard=ns.tensorboard)
     except NamedHookError as err:

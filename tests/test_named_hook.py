@@ -435,3 +435,30 @@ def test_the_hooks_leave_nothing_behind(codebase):
     from torch.optim import optimizer
 
     assert not optimizer._global_optimizer_pre_hooks and not optimizer._global_optimizer_post_hooks
+
+
+def test_bare_d_steps_are_accepted_when_asked(codebase):
+    """A lazy-regularization D step (no D loss before it) passes with allow_bare_d_steps, and is refused without."""
+    sys.path.insert(0, str(codebase))
+    try:
+        from ganlib import losses
+
+        D = torch.nn.Linear(2, 1)
+        opt = torch.optim.SGD(D.parameters(), lr=0.1)
+
+        def train(**flags):
+            with NamedHooks("aw", d_loss=f"{codebase}/ganlib/losses.py:d_hinge", real="d_out_real",
+                            fake="d_out_fake", **flags):
+                for _ in range(2):
+                    opt.zero_grad()
+                    losses.d_hinge(D(torch.randn(4, 2)), D(torch.randn(4, 2))).backward()
+                    opt.step()
+                    opt.zero_grad()
+                    D(torch.randn(4, 2)).pow(2).mean().backward()  # a penalty on its own step
+                    opt.step()
+
+        train(allow_bare_d_steps=True)
+        with pytest.raises(NamedHookError, match="--allow-bare-d-steps"):
+            train()
+    finally:
+        sys.path.remove(str(codebase))
