@@ -230,6 +230,11 @@ def _holders(original: Callable, ours: Iterable[Any] = ()) -> list[str]:
             owner = type(owners[0]).__name__ + " object" if owners else "a dict"
             out += [f"attribute {k!r} of {owner}" for k in keys]
         elif type(ref).__name__ == "cell":
+            closures = [t for t in gc.get_referrers(ref) if isinstance(t, tuple)]
+            owners = [f for t in closures for f in gc.get_referrers(t) if isinstance(f, types.FunctionType)
+                      and f.__closure__ is t]
+            if owners and all(getattr(f, TAG, None) is not None for f in owners):
+                continue  # our own wrappers' cells
             out.append("a closure or compiled function (torch.compile and functools.partial keep the original)")
         elif isinstance(getattr(ref, "__dict__", None), dict):  # an object whose attributes are stored inline
             keys = [k for k, v in vars(ref).items() if v is original]
@@ -343,9 +348,11 @@ class NamedHooks:
             such a step usually means something still holds the original function.
     """
 
-    def __init__(self, technique: str, *, d_loss: str, real: str, fake: str, g_loss: str | None = None,
+    def __init__(self, technique: str, *, d_loss: str | None = None, real: str | None = None,
+                 fake: str | None = None, g_loss: str | None = None,
                  g_fake: str | None = None, d_sign: int = 1, d_step: str | None = None,
-                 allow_bare_d_steps: bool = False,
+                 d_order: tuple[str, ...] = ("fake", "real"), d_phase: tuple[str, str] = ("phase", "Dmain"),
+                 refused_phases: tuple[str, ...] = ("Dboth",), allow_bare_d_steps: bool = False,
                  options: dict[str, Any] | None = None, telemetry: str | None = None,
                  tensorboard: str | None = None, root: str | None = None) -> None:
         if technique not in TECHNIQUES:
@@ -360,9 +367,30 @@ class NamedHooks:
         self.technique = technique
         self.options = dict(options or {})
         self._check_options()
-        self.d_target = LossTarget("--d-loss", d_loss, root=root)
-        self.d_target.require_argument("--real", real)
-        self.d_target.require_argument("--fake", fake)
+        self.inline = d_step is not None
+        if self.inline:
+            if d_loss is not None:
+                raise NamedHookError("name either --d-loss (a loss function) or --d-step (a function that "
+                                     "backpropagates an inline loss), not both")
+            if technique not in ("aw", "none"):
+                raise NamedHookError(f"technique {technique!r} needs the losses named (--d-loss, --g-loss); "
+                                     "with --d-step only aw and none apply")
+            if sorted(d_order) != ["fake", "real"]:
+                raise NamedHookError(f"Invalid --d-order: {','.join(d_order)} (expected fake,real or real,fake)")
+            self.d_order = tuple(d_order)
+            self.phase_arg, self.main_phase = d_phase
+            self.refused_phases = tuple(refused_phases)
+            assert d_step is not None
+            self.d_target = LossTarget("--d-step", d_step, root=root)
+            self.d_target.require_argument("--d-phase", self.phase_arg)
+            real, fake = "", "-"
+        elif d_loss is None or real is None or fake is None:
+            raise NamedHookError("name the D loss: --d-loss file.py:function --real ARG --fake ARG "
+                                 "(or --d-step for a loss written inline)")
+        else:
+            self.d_target = LossTarget("--d-loss", d_loss, root=root)
+            self.d_target.require_argument("--real", real)
+            self.d_target.require_argument("--fake", fake)
         if real == fake:
             raise NamedHookError(f"Invalid --fake: {fake!r} is also --real")
         self.real, self.fake, self.d_sign = real, fake, d_sign
@@ -407,6 +435,11 @@ class NamedHooks:
         self._saved_lrs: dict[int, list[float]] = {}
         self.aw_stats: AWStats | None = None
         self.active = False
+        # --d-step: the parts' gradients and scores captured since D's last optimizer step.
+        self._parts: dict[str, list[torch.Tensor]] = {}
+        self._scores: dict[str, list[float]] = {"real": [0.0, 0.0], "fake": [0.0, 0.0]}
+        self._d_params: list[torch.Tensor] = []
+        self._d_module_ids: dict[int, bool] = {}
 
     # ------------------------------------------------------------------ options
     _OPTIONS: dict[str, dict[str, Any]] = {"none": {}, "aw": {"alpha1": 0.5, "alpha2": 0.75, "eps": 0.05, "delta": 0.05},
@@ -545,7 +578,7 @@ class NamedHooks:
                     self._replace(ns, key, wrapper)
 
     def _wrap(self, original: Callable, kind: str) -> Callable:
-        call = self._d_call if kind == "d" else self._g_call
+        call = self._g_call if kind == "g" else self._step_call if self.inline else self._d_call
 
         @functools.wraps(original)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -718,6 +751,122 @@ class NamedHooks:
                                  angle=float(angle_degrees(cos)), loss_d=float(loss))
         return out
 
+    # ------------------------------------------------------------------ inline D loss (--d-step)
+    def _step_call(self, original: Callable, args: tuple, kwargs: dict) -> Any:
+        """The named step function; in its main D phase, each half's backward is captured (``d_order``)."""
+        self.d_calls += 1
+        self._d_calls_since_step += 1  # any phase of it computes D's gradients (lazy R1 included)
+        try:
+            bound = inspect.signature(original).bind(*args, **kwargs)
+        except TypeError:
+            return original(*args, **kwargs)
+        phase = bound.arguments.get(self.phase_arg)
+        if phase in self.refused_phases:
+            raise NamedHookError(
+                f"{self.d_target!r} ran phase {phase!r}: its real half's backward also carries a regularizer "
+                "(R1 not lazy), so the real part's gradient cannot be told apart; use lazy regularization "
+                "(a separate regularization phase)")
+        if phase != self.main_phase or not torch.is_grad_enabled() or self.technique != "aw":
+            return original(*args, **kwargs)
+        deltas: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
+        outputs: list[tuple[torch.nn.Module, torch.Tensor]] = []
+        hooks = self
+        tensor_backward = torch.Tensor.backward
+
+        def backward(tensor: torch.Tensor, *b_args: Any, **b_kwargs: Any) -> Any:
+            params = hooks._inline_params(tensor)
+            before = [None if p.grad is None else p.grad.detach().clone() for p in params]
+            result = tensor_backward(tensor, *b_args, **b_kwargs)
+            delta = [torch.zeros_like(p) if p.grad is None else
+                     (p.grad.detach().clone() if b is None else p.grad.detach() - b) for p, b in zip(params, before)]
+            deltas.append((params, delta))
+            return result
+
+        def record(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor) and hooks._trained_whole(module):
+                outputs.append((module, output.detach()))
+
+        from torch.nn.modules.module import register_module_forward_hook
+
+        handle = register_module_forward_hook(record)
+        torch.Tensor.backward = backward  # type: ignore[method-assign, assignment]
+        try:
+            result = original(*args, **kwargs)
+        finally:
+            torch.Tensor.backward = tensor_backward  # type: ignore[method-assign]
+            handle.remove()
+        if len(deltas) != len(self.d_order):
+            raise NamedHookError(f"{self.d_target!r}: phase {phase!r} ran {len(deltas)} backward pass(es); "
+                                 f"--d-order {','.join(self.d_order)} expects {len(self.d_order)} (one per half)")
+        d_ids = {id(p) for p in self._d_params}
+        d_outputs = [out for module, out in outputs if {id(p) for p in module.parameters()} == d_ids]
+        if len(d_outputs) != len(self.d_order):
+            raise NamedHookError(f"{self.d_target!r}: phase {phase!r} ran D {len(d_outputs)} time(s); "
+                                 f"--d-order {','.join(self.d_order)} expects one forward per half")
+        for half, (params, delta), out in zip(self.d_order, deltas, d_outputs):
+            if half in self._parts:
+                torch._foreach_add_(self._parts[half], delta)
+            else:
+                self._parts[half] = delta
+            scores = torch.sigmoid(self.d_sign * out.to(torch.float64))
+            self._scores[half][0] += float(scores.sum())
+            self._scores[half][1] += scores.numel()
+        return result
+
+    def _inline_params(self, loss: torch.Tensor) -> list[torch.Tensor]:
+        """D's parameters (the leaves of the first half's loss held by an optimizer); D's optimizer with them."""
+        if not self._d_params:
+            leaves = _graph_leaves(loss)
+            opt, _ = self._optimizer_of(leaves)
+            if opt is None:
+                raise NamedHookError(f"{self.d_target!r}: no optimizer holds the parameters of the loss it "
+                                     "backpropagates")
+            self._d_opt = weakref.ref(opt)
+            self._d_params = [p for g in opt.param_groups for p in g["params"]]
+            self._d_param_ids = {id(p) for p in self._d_params}
+        return self._d_params
+
+    def _trained_whole(self, module: torch.nn.Module) -> bool:
+        """Whether ``module``'s parameters are exactly one optimizer's (D, G: the networks, not their layers)."""
+        known = self._d_module_ids.get(id(module))
+        if known is None:
+            ids = {id(p) for p in module.parameters()}
+            known = bool(ids) and any(ids == {id(p) for g in o.param_groups for p in g["params"]}
+                                      for o in self._all_optimizers())
+            self._d_module_ids[id(module)] = known
+        return known
+
+    def _combine_inline(self) -> None:
+        """At D's optimizer step: grad = other + w_r g_r + w_f g_f (Algorithm 1 on the captured parts)."""
+        g_r, g_f = self._parts.get("real"), self._parts.get("fake")
+        self._parts = {}
+        scores, self._scores = self._scores, {"real": [0.0, 0.0], "fake": [0.0, 0.0]}
+        if g_r is None or g_f is None:
+            return
+        f64 = torch.float64
+        score_r = torch.tensor(scores["real"][0] / max(scores["real"][1], 1), dtype=f64)
+        score_f = torch.tensor(scores["fake"][0] / max(scores["fake"][1], 1), dtype=f64)
+        norm_r, norm_f, cos = gradient_geometry_foreach(g_r, g_f)
+        if not bool(torch.isfinite(torch.stack([norm_r, norm_f])).all()):
+            raise FloatingPointError(f"{self.d_target!r}: non-finite D gradient (aw weights undefined)")
+        o = self.options
+        w_r, w_f, case = aw_weights_from_geometry(norm_r, norm_f, cos, score_r, score_f, alpha1=o["alpha1"],
+                                                  alpha2=o["alpha2"], eps=o["eps"], delta=o["delta"],
+                                                  tiny=torch.finfo(self._d_params[0].dtype).tiny)
+        with torch.no_grad():
+            for p, a, b in zip(self._d_params, g_r, g_f):
+                if p.grad is None:
+                    continue
+                # Linear in the parts: accumulation rounds and a hand-written all-reduce stay correct.
+                p.grad.add_(a, alpha=float(w_r) - 1.0).add_(b, alpha=float(w_f) - 1.0)
+        self.aw_stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f,
+                                angle=angle_degrees(cos), case=case, loss_real=torch.zeros((), dtype=f64),
+                                loss_fake=torch.zeros((), dtype=f64))
+        if self.telemetry is not None:
+            self.telemetry.write("aw", self._steps["D"], w_real=float(w_r), w_fake=float(w_f), case=int(case),
+                                 score_real=float(score_r), score_fake=float(score_f),
+                                 angle=float(angle_degrees(cos)))
+
     # ------------------------------------------------------------------ G loss
     def _g_call(self, original: Callable, args: tuple, kwargs: dict) -> Any:
         if not torch.is_grad_enabled():
@@ -795,6 +944,8 @@ class NamedHooks:
                     + "; if the codebase takes D steps without its D loss (lazy regularization), pass "
                       "--allow-bare-d-steps")
             self._d_calls_since_step = 0
+            if self.inline:
+                self._combine_inline()
         if self.scheduler is not None:
             if self._choice is None:
                 self._choice = self.scheduler.next_update()

@@ -51,10 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                "adaptive: --lam --max-consecutive (needs --g-loss); ttur: --lr-g --lr-d --g-schedule --d-schedule. "
                "The command after `--` is `python script.py args` or `python -m module args`.")
     p.add_argument("--technique", required=True, choices=TECHNIQUES)
-    p.add_argument("--d-loss", required=True, metavar="FILE:FUNCTION", help="the D loss function, e.g. "
+    p.add_argument("--d-loss", default=None, metavar="FILE:FUNCTION", help="the D loss function, e.g. "
                    "src/utils/losses.py:d_hinge")
-    p.add_argument("--real", required=True, metavar="ARG", help="its argument holding D's output on real samples")
-    p.add_argument("--fake", required=True, metavar="ARG", help="its argument holding D's output on fake samples")
+    p.add_argument("--real", default=None, metavar="ARG", help="its argument holding D's output on real samples")
+    p.add_argument("--fake", default=None, metavar="ARG", help="its argument holding D's output on fake samples")
     p.add_argument("--g-loss", default=None, metavar="FILE:FUNCTION", help="the G loss function (wegan, adaptive)")
     p.add_argument("--g-fake", default=None, metavar="ARG",
                    help="the G loss's argument holding D's output on fakes (default: --fake's name if it has it, "
@@ -64,7 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-bare-d-steps", action="store_true",
                    help="accept D optimizer steps with no D-loss call before them (lazy regularization steps); "
                         "refused by default")
-    p.add_argument("--d-step", default=None, metavar="FILE:FUNCTION", help=argparse.SUPPRESS)
+    p.add_argument("--d-step", default=None, metavar="FILE:FUNCTION",
+                   help="for a D loss written inline (aw only): the function whose main D phase backpropagates the "
+                        "two halves separately, e.g. training/loss.py:StyleGAN2Loss.accumulate_gradients")
+    p.add_argument("--d-order", default="fake,real", metavar="HALVES",
+                   help="with --d-step: the order of the halves' backward passes (default: fake,real)")
+    p.add_argument("--d-phase", default="phase=Dmain", metavar="ARG=VALUE",
+                   help="with --d-step: its argument and value that mark the main D phase (default: phase=Dmain); "
+                        "phase Dboth (R1 inside the real half) is refused")
     p.add_argument("--telemetry", default="gan_optim_run.csv", metavar="CSV",
                    help="CSV of the components' step statistics (default: gan_optim_run.csv in the working "
                         "directory; 'none' to write none)")
@@ -151,6 +158,13 @@ _CUDA_QUERIES: dict[str, Callable[..., Any]] = {
 }
 
 
+def _phase(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise NamedHookError(f"Invalid --d-phase: {text!r} (expected ARG=VALUE, e.g. phase=Dmain)")
+    return name, value
+
+
 def main(command: str, argv: Sequence[str]) -> int:
     """Entry point used by :mod:`gan_optim.cli`; returns the script's exit status (2 for a refusal)."""
     ns, options, rest = parse(argv)
@@ -159,6 +173,7 @@ def main(command: str, argv: Sequence[str]) -> int:
         hooks = NamedHooks(ns.technique, d_loss=ns.d_loss, real=ns.real, fake=ns.fake, g_loss=ns.g_loss,
                            g_fake=ns.g_fake, d_sign=ns.d_sign, d_step=ns.d_step, options=options,
                            allow_bare_d_steps=ns.allow_bare_d_steps,
+                           d_order=tuple(ns.d_order.split(",")), d_phase=_phase(ns.d_phase),
                            telemetry=None if ns.telemetry.lower() == "none" else ns.telemetry,
                            tensorboard=ns.tensorboard)
     except NamedHookError as err:
