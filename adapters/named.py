@@ -107,7 +107,7 @@ class LossTarget:
         self.qualname = qualname
         if not os.path.isfile(self.path):
             raise NamedHookError(f"Invalid {option}: no file {file!r} (looked for {self.path})")
-        with open(self.path, encoding="utf-8") as f:
+        with open(self.path, encoding="utf-8-sig") as f:  # a byte-order mark is allowed (NVlabs files have one)
             source = f.read()
         try:
             tree = ast.parse(source, filename=self.path)

@@ -462,3 +462,13 @@ def test_bare_d_steps_are_accepted_when_asked(codebase):
             train()
     finally:
         sys.path.remove(str(codebase))
+
+
+def test_a_loss_file_with_a_byte_order_mark_is_read(tmp_path):
+    """NVlabs' files start with a UTF-8 byte-order mark; Python imports them, so the checks read them too."""
+    from gan_optim.adapters.named import LossTarget
+
+    path = tmp_path / "loss.py"
+    path.write_bytes("\ufeffdef d_loss(real_logits, fake_logits):\n    return 0\n".encode("utf-8"))
+    target = LossTarget("--d-loss", f"{path}:d_loss")
+    assert target.arguments == ["real_logits", "fake_logits"]
