@@ -440,6 +440,7 @@ class NamedHooks:
         self._scores: dict[str, list[float]] = {"real": [0.0, 0.0], "fake": [0.0, 0.0]}
         self._d_params: list[torch.Tensor] = []
         self._d_module_ids: dict[int, bool] = {}
+        self._optimizer_sets: list[frozenset[int]] | None = None
 
     # ------------------------------------------------------------------ options
     _OPTIONS: dict[str, dict[str, Any]] = {"none": {}, "aw": {"alpha1": 0.5, "alpha2": 0.75, "eps": 0.05, "delta": 0.05},
@@ -640,14 +641,12 @@ class NamedHooks:
         if self._d_opt is not None and self._d_opt() is opt:
             return "D"
         if self._g_opt is None and self._d_opt is not None and self.g_target is None and self.technique == "ttur":
-            # No G loss named: G's optimizer is the one other optimizer with trainable parameters.
-            d_opt = self._d_opt()
-            others = [o for o in self._all_optimizers() if o is not d_opt
-                      and any(p.requires_grad for g in o.param_groups for p in g["params"])]
-            if len(others) != 1:
-                raise NamedHookError(f"technique 'ttur': {len(others)} optimizers besides D's; name G's loss with "
-                                     "--g-loss so that G's optimizer is known")
-            self._g_opt = weakref.ref(others[0])
+            # No G loss named: G's optimizer is the first other optimizer that steps.
+            self._g_opt = weakref.ref(opt)
+        elif (self.g_target is None and self.technique == "ttur" and self._g_opt is not None
+              and self._g_opt() is not opt and self._d_opt is not None):
+            raise NamedHookError("technique 'ttur': a third optimizer steps besides D's and G's; name G's loss "
+                                 "with --g-loss so that G's optimizer is known")
         if self._g_opt is not None and self._g_opt() is opt:
             return "G"
         return None
@@ -761,7 +760,7 @@ class NamedHooks:
         except TypeError:
             return original(*args, **kwargs)
         phase = bound.arguments.get(self.phase_arg)
-        if phase in self.refused_phases:
+        if phase in self.refused_phases and phase != self.main_phase:
             raise NamedHookError(
                 f"{self.d_target!r} ran phase {phase!r}: its real half's backward also carries a regularizer "
                 "(R1 not lazy), so the real part's gradient cannot be told apart; use lazy regularization "
@@ -788,6 +787,7 @@ class NamedHooks:
 
         from torch.nn.modules.module import register_module_forward_hook
 
+        self._optimizer_sets = None
         handle = register_module_forward_hook(record)
         torch.Tensor.backward = backward  # type: ignore[method-assign, assignment]
         try:
@@ -830,9 +830,11 @@ class NamedHooks:
         """Whether ``module``'s parameters are exactly one optimizer's (D, G: the networks, not their layers)."""
         known = self._d_module_ids.get(id(module))
         if known is None:
-            ids = {id(p) for p in module.parameters()}
-            known = bool(ids) and any(ids == {id(p) for g in o.param_groups for p in g["params"]}
-                                      for o in self._all_optimizers())
+            ids = frozenset(id(p) for p in module.parameters())
+            if self._optimizer_sets is None:  # one scan per call of the step function
+                self._optimizer_sets = [frozenset(id(p) for g in o.param_groups for p in g["params"])
+                                        for o in self._all_optimizers()]
+            known = bool(ids) and ids in self._optimizer_sets
             self._d_module_ids[id(module)] = known
         return known
 

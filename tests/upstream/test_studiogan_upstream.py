@@ -56,7 +56,7 @@ LOSS:
 OPTIMIZATION:
   batch_size: 4
   d_updates_per_step: 1
-  total_steps: 2
+  total_steps: {steps}
 """
 R1_LAMBDA = 0.2
 
@@ -113,8 +113,9 @@ def workdir(tmp_path, monkeypatch):
         folder.mkdir(parents=True)
         for i in range(8):
             Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    (tmp_path / "plain.yaml").write_text(CONFIG.format(r1="False", r1_lambda='"N/A"'))
-    (tmp_path / "r1.yaml").write_text(CONFIG.format(r1="True", r1_lambda=R1_LAMBDA))
+    (tmp_path / "plain.yaml").write_text(CONFIG.format(r1="False", r1_lambda='"N/A"', steps=2))
+    (tmp_path / "r1.yaml").write_text(CONFIG.format(r1="True", r1_lambda=R1_LAMBDA, steps=2))
+    (tmp_path / "long.yaml").write_text(CONFIG.format(r1="False", r1_lambda='"N/A"', steps=5))
     monkeypatch.chdir(tmp_path)
     src = str(Path(REPO) / "src")
     monkeypatch.syspath_prepend(src)
@@ -140,8 +141,12 @@ class Watch:
         from torch.nn.modules.module import register_module_forward_pre_hook
         from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self._before: list[torch.Tensor] = []
         self._handles = [register_module_forward_pre_hook(self._forward),
-                         register_optimizer_step_pre_hook(self._step)]
+                         register_optimizer_step_pre_hook(self._step),
+                         register_optimizer_step_post_hook(self._stepped)]
 
     def _forward(self, module, args, kwargs=None):
         kind = type(module).__name__
@@ -157,6 +162,12 @@ class Watch:
         self.steps.append({"net": kinds.pop() if kinds else "?", "forwards": list(self.forwards),
                            "grads": [None if p.grad is None else p.grad.detach().clone() for p in params]})
         self.forwards = []
+        self._before = [p.detach().clone() for p in params]
+
+    def _stepped(self, opt, args, kwargs):
+        params = [p for g in opt.param_groups for p in g["params"]]
+        self.steps[-1]["moved"] = any(not torch.equal(a, p) for a, p in zip(self._before, params))
+        self.steps[-1]["adam_steps"] = sum(int(s["step"]) for s in opt.state.values() if "step" in s)
 
     def close(self) -> None:
         for h in self._handles:
@@ -311,3 +322,41 @@ def test_refusals_on_studiogans_loss_file(workdir, capsys, flags, words):
     assert code == 2 and "Traceback" not in err
     line = [x for x in err.splitlines() if x.startswith("gan-optim run:") and "with technique" not in x][-1]
     assert all(w in line for w in words), line
+
+
+def _losses(step) -> float:
+    """The loss StudioGAN computed at this step, from float32 copies (bit for bit the run's arithmetic)."""
+    if step["net"] == "Discriminator":
+        d_forwards = [f for f in step["forwards"] if f[0] == "Discriminator"]
+        (_, D, state, real_args, _), (_, _, _, fake_args, _) = d_forwards[-2:]
+        Dc = _copy(D, state, torch.float32)
+        out_r = Dc(*real_args)["adv_output"]
+        out_f = Dc(*fake_args)["adv_output"]
+        return float(torch.relu(1 - out_r).mean() + torch.relu(1 + out_f).mean())
+    (_, G, g_state, g_args, _) = [f for f in step["forwards"] if f[0] == "Generator"][-1]
+    (_, D, d_state, d_args, _) = [f for f in step["forwards"] if f[0] == "Discriminator"][-1]
+    Gc, Dc = _copy(G, g_state, torch.float32), _copy(D, d_state, torch.float32)
+    return float(-Dc(Gc(*g_args), *d_args[1:])["adv_output"].mean())
+
+
+def test_adaptive_vetoes_the_idle_networks_step(workdir):
+    code, steps = _run(workdir, "adaptive", "long.yaml", "--g-loss",
+                       f"{Path(REPO) / 'src' / 'utils' / 'losses.py'}:g_hinge")
+    assert code == 0
+    pairs = list(zip(steps[0::2], steps[1::2]))  # StudioGAN: D first, then G
+    assert len(pairs) == 6 and all(d["net"] == "Discriminator" and g["net"] == "Generator" for d, g in pairs)
+    # Ouyang & Agam, Algorithm 1: ratios start at 1 (a tie: G); r = |(L_c - L_p) / L_p|; D iff r_d > r_g.
+    r_d = r_g = 1.0
+    prev = None
+    d_updates = 0
+    choices = []
+    for d_step, g_step in pairs:
+        choice = "D" if r_d > r_g * (1 + 1e-9) else "G"
+        assert (d_step["moved"], g_step["moved"]) == (choice == "D", choice == "G")
+        d_updates += choice == "D"
+        choices.append(choice)
+        assert d_step["adam_steps"] == d_updates * len(d_step["grads"])  # a vetoed step leaves Adam's state
+        cur = (_losses(d_step), _losses(g_step))
+        prev = cur if prev is None else prev
+        r_d, r_g = abs((cur[0] - prev[0]) / prev[0]), abs((cur[1] - prev[1]) / prev[1])
+        prev = cur
