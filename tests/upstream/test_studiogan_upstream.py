@@ -360,3 +360,4 @@ def test_adaptive_vetoes_the_idle_networks_step(workdir):
         prev = cur if prev is None else prev
         r_d, r_g = abs((cur[0] - prev[0]) / prev[0]), abs((cur[1] - prev[1]) / prev[1])
         prev = cur
+    assert set(choices) == {"D", "G"}, choices  # both networks were picked, and each veto held
