@@ -122,7 +122,7 @@ for it in range(args.iters):
     loss_g = losses.g_hinge(D(G(z)))
     loss_g.backward()
     rec["g_grad"] = [p.grad.clone() for p in G.parameters()]
-    rec["loss_g"] = float(loss_g)
+    rec["loss_g"] = float(loss_g.detach())
     D.zero_grad()
     opt_g.step()
     rec["G_after"] = {k: v.clone() for k, v in G.state_dict().items()}
