@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "bench": ("gan_optim_benchmarks.bench", "time each component against a hand-written plain step"),
     "biggan": ("gan_optim.adapters.launch", "run BigGAN-PyTorch's train.py patched with a technique"),
     "autogan": ("gan_optim.adapters.launch", "run AutoGAN's train.py patched with a technique"),
+    "run": ("gan_optim.adapters.run", "run any GAN codebase with a technique, by naming its loss functions"),
 }
 
 
