@@ -10,11 +10,10 @@ from __future__ import annotations
 import copy
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
-from _reference import algorithm1
+from _reference import aw_hinge_gradients
 from upstream._shims import biggan_stubs, real_checkout, repo_on_path
 
 REPO, pytestmark = real_checkout("biggan")
@@ -42,12 +41,7 @@ def test_split_on_biggans_own_discriminator_equals_two_backward_passes(attention
             D_ref = copy.deepcopy(D)
             out = D_ref(torch.cat([fake, x]), y)
             d_fake, d_real = torch.split(out, [4, 4])
-            params = [p for p in D_ref.parameters() if p.requires_grad]
-            g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True)
-            g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params)
-            flat = lambda gs: np.concatenate([g.reshape(-1).numpy() for g in gs])  # noqa: E731
-            w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean().detach()),
-                                     float(torch.sigmoid(d_fake).mean().detach()))
+            expected = aw_hinge_gradients(d_real, d_fake, [p for p in D_ref.parameters() if p.requires_grad])
 
             for p in D.parameters():
                 p.grad = None
@@ -55,8 +49,8 @@ def test_split_on_biggans_own_discriminator_equals_two_backward_passes(attention
                 warnings.simplefilter("error")  # the split applies: no fallback warning
                 d_fake, d_real = torch.split(D(torch.cat([fake, x]), y), [4, 4])
                 aw.from_outputs(d_real, d_fake).backward()
-            for (name, p), a, b in zip(D.named_parameters(), g_r, g_f):
-                torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=1e-10, rtol=0, msg=name)
+            for (name, p), want in zip(D.named_parameters(), expected):
+                torch.testing.assert_close(p.grad, want, atol=1e-10, rtol=0, msg=name)
             for b, b_ref in zip(D.buffers(), D_ref.buffers()):
                 torch.testing.assert_close(b, b_ref, atol=0, rtol=0)
         assert aw._split.checked  # the one-backward path ran (checked once, then used alone)
@@ -86,18 +80,13 @@ def test_a_renamed_autograd_attribute_falls_back_on_biggans_own_discriminator(mo
                 y = torch.randint(0, 10, (8,), generator=gen)
                 D_ref = copy.deepcopy(D)
                 d_fake, d_real = torch.split(D_ref(torch.cat([fake, x]), y), [4, 4])
-                params = [p for p in D_ref.parameters() if p.requires_grad]
-                g_r = torch.autograd.grad(torch.relu(1 - d_real).mean(), params, retain_graph=True)
-                g_f = torch.autograd.grad(torch.relu(1 + d_fake).mean(), params)
-                flat = lambda gs: np.concatenate([g.reshape(-1).numpy() for g in gs])  # noqa: E731
-                w_r, w_f, _ = algorithm1(flat(g_r), flat(g_f), float(torch.sigmoid(d_real).mean().detach()),
-                                         float(torch.sigmoid(d_fake).mean().detach()))
+                expected = aw_hinge_gradients(d_real, d_fake, [p for p in D_ref.parameters() if p.requires_grad])
                 for p in D.parameters():
                     p.grad = None
                 d_fake, d_real = torch.split(D(torch.cat([fake, x]), y), [4, 4])
                 aw.from_outputs(d_real, d_fake).backward()
-                for (name, p), a, b in zip(D.named_parameters(), g_r, g_f):
-                    torch.testing.assert_close(p.grad, w_r * a + w_f * b, atol=1e-10, rtol=0, msg=name)
+                for (name, p), want in zip(D.named_parameters(), expected):
+                    torch.testing.assert_close(p.grad, want, atol=1e-10, rtol=0, msg=name)
         messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
         assert len(messages) == 1 and "_saved_input_renamed" in messages[0], messages
         assert not aw._split.checked
