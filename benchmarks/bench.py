@@ -53,7 +53,7 @@ import torch
 from gan_optim.cli import non_negative_float, positive_int as _positive_int
 
 from .cases import COMPONENTS, make_case
-from .models import BIGGAN_DIR_ENV, FULL, MODELS, OPTIONAL_MODELS, QUICK, BenchSizes, build_models
+from .models import BIGGAN_DIR_ENV, FULL, GPU, MODELS, OPTIONAL_MODELS, QUICK, SIZES, BenchSizes, build_models
 from .ops import count_ops
 from .report import BenchResult, format_table, write_csv
 from .timing import Timing, peak_step_memory, time_interleaved
@@ -63,8 +63,10 @@ __all__ = [
     "BenchSizes",
     "COMPONENTS",
     "FULL",
+    "GPU",
     "MODELS",
     "QUICK",
+    "SIZES",
     "Timing",
     "build_models",
     "count_ops",
@@ -139,7 +141,12 @@ def _device(text: str) -> torch.device:
 def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Time each gan_optim component against a hand-written "
                                 "plain step on the same model and batch (ratio = component / plain).")
-    p.add_argument("--quick", action="store_true", help="small models and few repeats (seconds)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", choices=tuple(SIZES), default=None,
+                      help="quick: small models, few repeats (seconds); full (default): the CPU sizes; gpu: the "
+                           "sizes trained on one GPU (DCGAN width 64, ResNet-SN 128, BigGAN D_ch 64, the MLP), "
+                           "batch 64 and then 256 per half, rows named model@batch")
+    size.add_argument("--quick", action="store_true", help="the same as --size quick")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
     p.add_argument("--device", type=_device, default="cpu", help="torch device (default cpu); on cuda memory is measured "
                    "with torch.cuda.max_memory_allocated")
@@ -174,11 +181,13 @@ def _split_choices(name: str, text: str, allowed: Sequence[str]) -> list[str]:
 def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
     """``gan-optim bench [--quick] [--json] [--device DEV] ...``: prints the table (or JSON) on stdout."""
     args = _parser(f"gan-optim {command}").parse_args(list(sys.argv[1:] if argv is None else argv))
-    sizes = QUICK if args.quick else FULL
+    size_name = "quick" if args.quick else (args.size or "full")
+    settings = list(SIZES[size_name])
     if args.repeats is not None:
-        sizes = dataclasses.replace(sizes, repeats=args.repeats)
+        settings = [dataclasses.replace(s, repeats=args.repeats) for s in settings]
     if args.min_sample_ms is not None:
-        sizes = dataclasses.replace(sizes, min_sample_seconds=args.min_sample_ms / 1e3)
+        settings = [dataclasses.replace(s, min_sample_seconds=args.min_sample_ms / 1e3) for s in settings]
+    sizes = settings[0]
     device = args.device
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gan-optim bench: --device cuda but no CUDA device is available", file=sys.stderr)
@@ -198,10 +207,15 @@ def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
     models = _split_choices("models", args.models or ",".join(default_models), default_models)
     torch.set_num_threads(max(1, args.threads))
     progress = (lambda msg: print(f"bench: {msg}", file=sys.stderr, flush=True)) if args.progress else None
-    results = run_bench(sizes, models=models,
-                        components=_split_choices("components", args.components, COMPONENTS),
-                        device=device, measure_memory=not (args.no_memory or args.ops_only),
-                        measure_time=not args.ops_only, progress=progress, quiet_profiler=True)
+    components = _split_choices("components", args.components, COMPONENTS)
+    results = []
+    for setting in settings:
+        rows = run_bench(setting, models=models, components=components, device=device,
+                         measure_memory=not (args.no_memory or args.ops_only), measure_time=not args.ops_only,
+                         progress=progress, quiet_profiler=True)
+        if len(settings) > 1:  # one table of several batch sizes: the batch goes with the model's name
+            rows = [dataclasses.replace(r, model=f"{r.model}@{setting.batch}") for r in rows]
+        results += rows
     if args.csv is not None:
         try:
             write_csv(results, args.csv)
@@ -216,6 +230,7 @@ def main(command: str = "bench", argv: Sequence[str] | None = None) -> int:
         timed = ("operator counts only" if args.ops_only else
                  f"median of {sizes.repeats} interleaved pairs after {sizes.warmup} warm-up, "
                  f"samples >= {1e3 * sizes.min_sample_seconds:g} ms")
-        print(f"gan-optim bench ({'quick' if args.quick else 'full'}, {where}, batch {sizes.batch}, {timed})")
+        batches = " and ".join(str(s.batch) for s in settings)
+        print(f"gan-optim bench ({size_name}, {where}, batch {batches} per half, {timed})")
         print(format_table(results))
     return 0

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as nnf
 
-__all__ = ["BIGGAN_DIR_ENV", "FULL", "MODELS", "OPTIONAL_MODELS", "QUICK", "BenchSizes", "build_models"]
+__all__ = ["BIGGAN_DIR_ENV", "FULL", "GPU", "MODELS", "OPTIONAL_MODELS", "QUICK", "SIZES", "BenchSizes", "build_models"]
 
 #: Model rows, in table order.
 MODELS = ("mlp", "dcgan32", "resnet-sn", "biggan-like")
@@ -48,6 +48,13 @@ QUICK = BenchSizes(batch=16, mlp_hidden=64, dcgan_width=8, resnet_width=8, repea
 #: CPU run within minutes), batch 32 per half, 21 timed pairs after 3 warm-up pairs, samples >= 50 ms.
 FULL = BenchSizes(batch=32, mlp_hidden=256, dcgan_width=64, resnet_width=64, repeats=21, warmup=3,
                   min_sample_seconds=0.05, biggan_width=16)
+#: ``--size gpu``: the sizes people train at on one GPU, where a step is bound by launches rather than
+#: arithmetic: DCGAN-32 width 64, the ResNet-SN D at SNGAN's width 128, BigGAN's D_ch 64, the MLP;
+#: batch 64 and 256 per half (one table each).
+GPU = tuple(BenchSizes(batch=batch, mlp_hidden=256, dcgan_width=64, resnet_width=128, repeats=21, warmup=3,
+                       min_sample_seconds=0.05, biggan_width=64) for batch in (64, 256))
+#: ``--size`` name -> the settings it runs, in order.
+SIZES = {"quick": (QUICK,), "full": (FULL,), "gpu": GPU}
 
 
 # ---------------------------------------------------------------------- models

@@ -37,6 +37,8 @@ AW_EXTRA_MEMORY_TARGET = 2.0
 OPS_TARGETS = {
     ("aw", "mlp"): 1.3, ("aw", "dcgan32"): 1.3, ("aw", "resnet-sn"): 1.15, ("aw", "biggan-like"): 1.15,
     ("aw", "biggan"): 1.15,
+    ("aw-concat", "mlp"): 1.3, ("aw-concat", "dcgan32"): 1.3, ("aw-concat", "resnet-sn"): 1.15,
+    ("aw-concat", "biggan-like"): 1.15, ("aw-concat", "biggan"): 1.15,
 }
 
 
@@ -75,7 +77,8 @@ class BenchResult:
 # ------------------------------------------------------------------- reporting
 def _verdict(r: BenchResult) -> str:
     notes = []
-    target = time_target(r.component, r.model, r.quick)
+    model = r.model.split("@")[0]  # ``--size gpu`` names rows model@batch
+    target = time_target(r.component, model, r.quick)
     if target is not None and not math.isnan(r.ratio):
         # Judged on both clocks: a row meets the target only if wall and CPU time do.
         met = r.ratio <= target and not (r.cpu_ratio > target)
@@ -84,7 +87,7 @@ def _verdict(r: BenchResult) -> str:
         extra = r.extra_bytes / r.d_param_bytes
         notes.append(f"extra mem {extra:.2f}x D params, "
                      f"{'met' if extra <= AW_EXTRA_MEMORY_TARGET else 'MISSED'} (<= {AW_EXTRA_MEMORY_TARGET:.0f}x)")
-    ops_target = OPS_TARGETS.get((r.component, r.model))
+    ops_target = OPS_TARGETS.get((r.component, model))
     if ops_target is not None and r.plain_ops:
         notes.append(f"ops {'met' if r.ops_ratio <= ops_target else 'MISSED'} (<= {ops_target:.2f})")
     return "; ".join(notes)

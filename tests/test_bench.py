@@ -178,6 +178,31 @@ def test_cli_ops_only_writes_the_operator_counts_to_csv(tmp_path, capsys):
     assert rows[0]["ratio"] == "" and int(rows[0]["candidate_ops"]) > int(rows[0]["plain_ops"])
 
 
+def test_cli_gpu_size_runs_both_batches_at_the_gpu_widths(tmp_path, capsys):
+    import csv
+
+    from gan_optim_benchmarks.models import GPU
+
+    # The sizes the issue names: batch 64 and 256 per half, DCGAN width 64, ResNet-SN 128, BigGAN D_ch 64.
+    assert [s.batch for s in GPU] == [64, 256]
+    assert {(s.dcgan_width, s.resnet_width, s.biggan_width) for s in GPU} == {(64, 128, 64)}
+    path = tmp_path / "gpu.csv"
+    assert bench.main("bench", ["--size", "gpu", "--ops-only", "--models", "mlp", "--components", "aw,null",
+                                "--csv", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(gpu, cpu" in out and "batch 64 and 256 per half" in out
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["component"], r["model"]) for r in rows] == [("aw", "mlp@64"), ("null", "mlp@64"),
+                                                            ("aw", "mlp@256"), ("null", "mlp@256")]
+    assert "ops met" in out  # the model's target applies to its @batch rows too
+
+
+def test_cli_size_and_quick_are_exclusive(capsys):
+    with pytest.raises(SystemExit) as done:
+        bench.main("bench", ["--quick", "--size", "gpu"])
+    assert done.value.code == 2
+
+
 def test_cli_refuses_an_unwritable_csv(tmp_path, capsys):
     assert bench.main("bench", ["--quick", "--ops-only", "--models", "mlp", "--components", "null",
                                 "--csv", str(tmp_path / "missing" / "ops.csv")]) == 2
