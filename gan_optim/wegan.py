@@ -82,18 +82,22 @@ class WeightedGeneratorLoss(Component[WeGANStats]):
         d = plain_tensor(flatten_scores("d_fake", d_fake))
         if d.numel() == 0:
             raise ValueError("Invalid d_fake: empty batch (WeGAN weights need at least one sample)")
-        if self.nonfinite == "raise":
-            require_finite("d_fake (D's outputs on G(z))", d.detach())
         if d.dtype in (torch.float16, torch.bfloat16):
             d = d.float()  # under autocast: weights and the weighted sum in float32
+        scores = d.detach()
+        if self.nonfinite == "raise":
+            require_finite("d_fake (D's outputs on G(z))", scores)
         # Algorithm 1: w_i = eta^(1 - D(G(z_i))), normalised over the (global) batch; no gradient through them.
-        weights = wegan_weights(torch.sigmoid(d.detach()), self.eta, check_values=False,
+        weights = wegan_weights(torch.sigmoid(scores), self.eta, check_values=False,
                                 logsumexp=_dist.global_logsumexp if _dist.active() else None)
-        # DDP averages gradients over ranks; the global weighted sum needs their sum.
-        value = (weights * g_loss_per_sample(d, self.loss)).sum() * _dist.world_size()
+        value = (weights * g_loss_per_sample(d, self.loss)).sum()
+        if _dist.active():
+            value = value * _dist.world_size()  # DDP averages gradients over ranks; the global sum needs their sum
         self.last_weights, self.steps = weights, self.steps + 1
-        self._call_step_post_hooks(WeGANStats(weights=weights, effective_sample_size=effective_sample_size(weights),
-                                              weight_variance=weight_variance(weights)))
+        if self._step_post_hooks:  # the statistics cost operators of their own: only for a hook that reads them
+            self._call_step_post_hooks(WeGANStats(weights=weights,
+                                                  effective_sample_size=effective_sample_size(weights),
+                                                  weight_variance=weight_variance(weights)))
         return value
 
     @property
