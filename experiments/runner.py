@@ -355,6 +355,8 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
         row: dict[str, Any] = {"task": task.name, "technique": spec.name, "seed": seed, "step": step,
                                "d_updates": result.d_updates, "g_updates": result.g_updates,
                                "wall_s": round(wall, 4)}
+        if count_backward:
+            row["backward_calls"] = result.backward_calls
         metrics = task.metrics(fake) if torch.isfinite(fake).all() else {k: math.nan for k in task.lower_better}
         row.update(metrics)
         result.rows.append(row)
