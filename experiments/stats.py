@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALPHA", "LEVEL", "NO_DIFFERENCE", "N_RESAMPLES", "RULE_TEXT", "SEED", "Comparison", "Interval", "bootstrap_ci",
+__all__ = ["METRIC_TOLERANCE", "MODES_TOLERANCE", "SHARE_TOLERANCE", "metric_tolerance", "ALPHA", "LEVEL", "NO_DIFFERENCE", "N_RESAMPLES", "RULE_TEXT", "SEED", "Comparison", "Interval", "bootstrap_ci",
            "compare", "decide", "detectable_effect", "holm", "mean_difference", "min_rank_sum_p", "rank_sum_test",
            "sign_test", "versus_threshold"]
 
@@ -113,6 +113,27 @@ RULE_TEXT = (
     "effect (one evaluation step for times to target, a stated tolerance for metrics); otherwise it says "
     "**no difference shown**. Where a seed count is too small for any difference to pass, the smallest "
     "detectable effect is infinite and is reported so.")
+
+
+#: minimum effects of the rule for metrics: a tolerance relative to the reference setting's mean; mode counts
+#: and shares of samples have absolute ones
+METRIC_TOLERANCE = 0.05
+MODES_TOLERANCE = 1.0
+SHARE_TOLERANCE = 0.05
+#: metrics counted in modes, and metrics that are shares in [0, 1]
+MODE_METRICS = ("coverage", "modes", "modes_veegan", "modes_standard", "modes_ours")
+SHARE_METRICS = ("hq", "share_min", "share_max")
+
+
+def metric_tolerance(metric: str, reference: Sequence[float]) -> float:
+    """The minimum effect for ``metric``: one mode for mode counts, 0.05 for shares, else
+    :data:`METRIC_TOLERANCE` times the magnitude of the reference setting's mean (0 when it has no value)."""
+    if metric in MODE_METRICS:
+        return MODES_TOLERANCE
+    if metric in SHARE_METRICS:
+        return SHARE_TOLERANCE
+    x = _finite(reference)
+    return METRIC_TOLERANCE * abs(float(x.mean())) if len(x) else 0.0
 
 
 def rank_sum_test(a: Sequence[float], b: Sequence[float]) -> float:
