@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["METRIC_TOLERANCE", "MODES_TOLERANCE", "SHARE_TOLERANCE", "metric_tolerance", "ALPHA", "LEVEL", "NO_DIFFERENCE", "N_RESAMPLES", "RULE_TEXT", "SEED", "Comparison", "Interval", "bootstrap_ci",
            "compare", "decide", "detectable_effect", "holm", "mean_difference", "min_rank_sum_p", "rank_sum_test",
@@ -28,6 +29,8 @@ __all__ = ["METRIC_TOLERANCE", "MODES_TOLERANCE", "SHARE_TOLERANCE", "metric_tol
 N_RESAMPLES = 10_000
 SEED = 0
 LEVEL = 0.95
+#: per-seed values: a sequence of numbers or a 1-d array
+Values = Sequence[float] | npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ MODE_METRICS = ("coverage", "modes", "modes_veegan", "modes_standard", "modes_ou
 SHARE_METRICS = ("hq", "share_min", "share_max")
 
 
-def metric_tolerance(metric: str, reference: Sequence[float]) -> float:
+def metric_tolerance(metric: str, reference: Values) -> float:
     """The minimum effect for ``metric``: one mode for mode counts, 0.05 for shares, else
     :data:`METRIC_TOLERANCE` times the magnitude of the reference setting's mean (0 when it has no value)."""
     if metric in MODE_METRICS:
@@ -136,7 +139,7 @@ def metric_tolerance(metric: str, reference: Sequence[float]) -> float:
     return METRIC_TOLERANCE * abs(float(x.mean())) if len(x) else 0.0
 
 
-def rank_sum_test(a: Sequence[float], b: Sequence[float]) -> float:
+def rank_sum_test(a: Values, b: Values) -> float:
     """Two-sided exact p-value of the Wilcoxon–Mann–Whitney rank-sum test of ``a`` against ``b``.
 
     The statistic is the sum of ``a``'s mid-ranks in the pooled sample. Its null distribution is the
@@ -169,7 +172,7 @@ def rank_sum_test(a: Sequence[float], b: Sequence[float]) -> float:
     return float(min(1.0, 2.0 * min(upper, lower)))
 
 
-def sign_test(values: Sequence[float], threshold: float) -> float:
+def sign_test(values: Values, threshold: float) -> float:
     """Two-sided exact sign test of the finite ``values`` against ``threshold``: seeds above vs below it
     (seeds equal to it are dropped), ``min(1, 2 * P(Binomial(k, 1/2) <= min(above, below)))``. NaN with no
     seed off the threshold."""
@@ -201,7 +204,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
-def mean_difference(a: Sequence[float], b: Sequence[float] | float, *, n_resamples: int = N_RESAMPLES,
+def mean_difference(a: Values, b: Values | float, *, n_resamples: int = N_RESAMPLES,
                     seed: int = SEED, level: float = LEVEL) -> Interval:
     """``mean(a) - mean(b)`` (``b`` a sequence, or a number: a threshold) with a percentile-bootstrap interval,
     each sequence resampled with replacement on its own. ``n`` is ``len(a) + len(b)`` finite values (``len(a)``
@@ -282,7 +285,7 @@ def _pooled_sd(x: np.ndarray, y: np.ndarray | None) -> float:
     return math.sqrt(ss / dof)
 
 
-def decide(tests: Sequence[tuple[Sequence[float], Sequence[float] | float, float]], *, alpha: float = ALPHA
+def decide(tests: Sequence[tuple[Values, Values | float, float]], *, alpha: float = ALPHA
            ) -> list[Comparison]:
     """The verdict rule over one family of comparisons (one claim, or one summary).
 
@@ -320,7 +323,7 @@ def decide(tests: Sequence[tuple[Sequence[float], Sequence[float] | float, float
     return out
 
 
-def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+def _finite(values: Values) -> np.ndarray:
     x = np.asarray([float(v) for v in values], dtype=np.float64)
     return x[np.isfinite(x)]
 
