@@ -52,8 +52,11 @@ CAVEATS = {
                      "phase: a \"no\" here is not evidence against the paper's claim at its horizon.",
     "gaussians8-wegan": "The paper reports its largest k = 5 gain closer to convergence, later than our horizon.",
     "freeadv": "The paper's claim is wall-clock time; seconds were measured on a machine shared with other jobs, "
-               "so they carry that noise (iterations to target are reported beside them). The control with "
-               "free-adv's D-update count (`nd:2`) separates the replays' effect from that of more D updates.",
+               "so they carry that noise (iterations to target are reported beside them); the runs of one "
+               "setting ran one after another, so a change of load falls on one setting more than on another. A "
+               "seed that never reached the target counts its whole run's seconds, a lower bound: the \"seeds "
+               "reached it\" note says how many did. The control with free-adv's D-update count (`nd:2`) "
+               "separates the replays' effect from that of more D updates.",
     "gaussians8-aw-paper": "This is claim 4 at the paper's horizon and with [33]'s networks, losses and "
                            "optimisers; the paper shows one run and judges by eye, we count modes over seeds. "
                            "With a component std of 0.01 the 3σ rule asks for samples within 0.03 of a centre: "
