@@ -258,7 +258,8 @@ def test_cache_saves_each_run_and_reuses_it(tmp_path, monkeypatch):
     for a, b in zip(first, again):
         assert (a["technique"], a["seed"], a["log"]) == (b["technique"], b["seed"], b["log"])
         np.testing.assert_array_equal(a["snapshots"][4], b["snapshots"][4])
-        assert set(b["metrics"][4]) == {"modes", "modes_veegan", "hq", "mmd", "frechet"}
+        assert set(b["metrics"][4]) == {"modes", "modes_veegan", "hq", "mmd", "frechet", "coverage", "share_min",
+                                        "share_max", *(f"share_{i}" for i in range(8))}
 
 
 # ------------------------------------------------------------------ compare --protocol
