@@ -36,7 +36,7 @@ import torch
 from . import plots
 from .runner import (RunResult, default_workers, resolve_losses, run_compare, summarize, summary_markdown,
                      write_csv)
-from .stats import (MODES_TOLERANCE, NO_DIFFERENCE, Interval, bootstrap_ci, compare, decide, metric_tolerance)
+from .stats import MODES_TOLERANCE, NO_DIFFERENCE, Interval, bootstrap_ci, decide, metric_tolerance
 from .tasks import make_task
 from .toys import SADDLE_SETTINGS, angles_run, dirac_run, saddle_run
 
@@ -445,10 +445,9 @@ def claim_saddle(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["sad
     final = {n: [1e6 if r["diverged"] else float(r["final_norm"]) for r in rs] for n, rs in by.items()}
     speed = {n: [float(r["first_below_0.05"]) for r in rs] for n, rs in by.items()}
     for n, rs in by.items():
-        fci = sm.values("final ‖(x, y)‖", n, final[n], text="a blown-up run counts as 1e6")
+        sm.values("final ‖(x, y)‖", n, final[n], text="a blown-up run counts as 1e6")
         sm.values("seeds diverged (share)", n, [float(r["diverged"] or r["final_norm"] > start) for r in rs])
-        sci = sm.values("first step with ‖(x, y)‖ < 0.05", n, speed[n])
-        del fci, sci
+        sm.values("first step with ‖(x, y)‖ < 0.05", n, speed[n])
     sm.test(f"{names[0]} diverges (final norm above the start's {start:.3g})", final[names[0]], start,
             min_effect=0.0, yes_if="higher", why=f"final norm {_ci_text(bootstrap_ci(final[names[0]]))}")
     sm.test(f"{names[1]} converges (final norm below 0.01)", final[names[1]], 0.01, min_effect=0.0,
