@@ -229,7 +229,7 @@ def write_results(runs: Sequence[BaselineRun], repo_kind: str, path: Path) -> Pa
 
 def summary_markdown(runs: Sequence[BaselineRun], repo_kind: str, repo: Path, config: str, script_args: Sequence[str],
                      seeds: Sequence[int], has_fid: bool) -> str:
-    from .stats import bootstrap_ci, compare
+    from .stats import NO_DIFFERENCE, RULE_TEXT, bootstrap_ci, decide, metric_tolerance
 
     def fmt(ci: Any) -> str:
         return "–" if ci.n == 0 else f"{ci.mean:.4g} [{ci.low:.4g}, {ci.high:.4g}]"
@@ -250,21 +250,28 @@ def summary_markdown(runs: Sequence[BaselineRun], repo_kind: str, repo: Path, co
              + ("" if "ttur" not in names else
                 f" ttur: `{' '.join(technique_options(repo_kind, 'ttur', script_args))}` (D at "
                 f"{TTUR_D_RATIO:g} x G's rate)."), "",
-             "Final IS and FID: mean over seeds [bootstrap 95% interval]; against the baseline (`none`) a "
-             "difference is claimed only when the intervals separate.", "",
-             "| technique | runs ok | last iteration | IS | FID | FID vs none | seconds per run |",
-             "|---|---|---|---|---|---|---|"]
+             f"Final IS and FID: mean over seeds [bootstrap 95% interval]. FID against the baseline (`{base}`): "
+             "**the verdict rule.** " + RULE_TEXT + " Here the family is the FID column.", "",
+             "| technique | runs ok | last iteration | IS | FID | FID vs none: difference [95% interval], p (Holm) "
+             "| verdict | seconds per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    fid = {name: [float(r.rows[-1]["fid"]) for r in runs if r.technique == name and r.returncode == 0 and r.rows]
+           for name in names}
+    others = [n for n in names if n != base]
+    decided = dict(zip(others, decide([(fid[n], fid[base], metric_tolerance("fid", fid[base])) for n in others])))
     for name in names:
         f = finals[name]
         ok = sum(1 for r in runs if r.technique == name and r.returncode == 0 and r.rows)
         total = sum(1 for r in runs if r.technique == name)
-        # One seed gives a point, not an interval: no claim from it.
-        too_few = f["fid"].n < 2 or finals[base]["fid"].n < 2
-        verdict = ("–" if name == base or not has_fid else "needs ≥ 2 seeds" if too_few
-                   else compare(f["fid"], finals[base]["fid"]))
-        verdict = {"lower": "lower (better)", "higher": "higher (worse)"}.get(verdict, verdict)
+        if name == base or not has_fid:
+            test, verdict = "–", "–"
+        else:
+            c = decided[name]
+            test = fmt(c.effect) + (f", p {c.p_holm:.3g}" if math.isfinite(c.p_holm) else ", p –")
+            verdict = c.outcome if c.outcome == NO_DIFFERENCE else (
+                "lower (better)" if c.outcome == "lower" else "higher (worse)")
         lines.append(f"| {name} | {ok}/{total} | {f['iteration']:.0f} | {fmt(f['is_mean'])} | "
-                     f"{fmt(f['fid']) if has_fid else 'not computed'} | {verdict} | {fmt(f['seconds'])} |")
+                     f"{fmt(f['fid']) if has_fid else 'not computed'} | {test} | {verdict} | {fmt(f['seconds'])} |")
     failed = [r for r in runs if r.returncode != 0 or not r.rows]
     if failed:
         lines += ["", "Runs that failed or logged no metric (see their output.log):", ""]

@@ -209,7 +209,7 @@ def _compare(argv: Sequence[str], created: list[Path]) -> int:
             + "; ".join(f"`{name}`: {setting.source}" for name, setting in settings.items()) + "."
             + _device_note(device))
     md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
-                          note=note)
+                          note=note, results=results)
     return _write_outputs(results, task, md, out, t0)
 
 
@@ -265,7 +265,7 @@ def _compare_paper(parser: argparse.ArgumentParser, args: argparse.Namespace, na
         note += (" Whether `quick` gives `paper`'s verdicts is claim `gaussians8-protocols` in docs/RESULTS.md "
                  "(`gan-optim reproduce gaussians8-protocols`).")
     md = summary_markdown(summarize(results, task, target), task, steps=steps, seeds=seeds, target=target,
-                          title=f"gan-optim compare: gaussians8, protocol {name}", note=note)
+                          title=f"gan-optim compare: gaussians8, protocol {name}", note=note, results=results)
     return _write_outputs(results, task, md, out, t0)
 
 
@@ -289,7 +289,10 @@ def reproduce_main(argv: Sequence[str]) -> int:
     p.add_argument("--write-docs", metavar="FILE", default=None,
                    help="with 'all': write the results page (Markdown) from the summary CSVs")
     p.add_argument("--from-csv", metavar="DIR", default=None,
-                   help="with 'all' and --write-docs: render the page from the CSVs in DIR without running")
+                   help="with 'all' and --write-docs: decide every claim again from the raw data in DIR/raw "
+                        "(the stored summary where a claim has none) and render the page, without running")
+    p.add_argument("--write-summaries", action="store_true",
+                   help="with --from-csv: rewrite DIR/<claim>.csv from the raw data first")
     p.add_argument("--classifier-path", default=None, help="digits: FID-digits classifier cache path")
     p.add_argument("--device", default=None,
                    help="where the neural claims' G and D train: cpu (default), cuda or cuda:N (metrics on the CPU)")
@@ -299,7 +302,11 @@ def reproduce_main(argv: Sequence[str]) -> int:
         p.error("--write-docs and --from-csv need the claim 'all'")
     if args.from_csv and not args.write_docs:
         p.error("--from-csv needs --write-docs FILE")
+    if args.write_summaries and not args.from_csv:
+        p.error("--write-summaries needs --from-csv DIR")
     if args.from_csv:
+        if args.write_summaries:
+            _summaries_from_raw(p, args.from_csv)
         return _write_docs(p, args.from_csv, args.write_docs)
     device = _device(p, args.device)
     torch.set_num_threads(args.threads)
@@ -316,12 +323,42 @@ def reproduce_main(argv: Sequence[str]) -> int:
         t0 = time.perf_counter()
         res = run_claim(name, out / name if args.claim == "all" else out, **kwargs)
         summary = write_rows(out / (f"{name}.csv" if args.claim == "all" else f"{name}_summary.csv"), res.rows)
+        if args.claim == "all":
+            _collect_raw(out, name)
         print(res.line)
         log.info("claim %s took %.1f s; files: %s", name, time.perf_counter() - t0,
                  [str(f) for f in [*res.files, summary]])
     if args.write_docs:
         return _write_docs(p, out, args.write_docs)
     return 0
+
+
+def _collect_raw(out: Path, name: str) -> None:
+    """Copy a claim's raw file to ``out/raw/``, where ``--from-csv`` reads it."""
+    import shutil
+
+    from .claims import RAW_SUFFIX
+
+    src = out / name / f"{name}{RAW_SUFFIX}"
+    if src.is_file():
+        (out / "raw").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out / "raw" / src.name)
+
+
+def _summaries_from_raw(parser: argparse.ArgumentParser, folder: str | Path) -> None:
+    """Rewrite each claim's summary CSV in ``folder`` from its raw file, where it has one."""
+    from .claims import RAW_CLAIMS, claim_from_raw, write_rows
+    from .results_doc import raw_path
+
+    for name in RAW_CLAIMS:
+        raw = raw_path(folder, name)
+        if raw.is_file():
+            try:
+                res = claim_from_raw(name, raw)
+            except (OSError, ValueError, KeyError) as err:
+                parser.error(f"--write-summaries: {raw}: {err}")
+            write_rows(Path(folder) / f"{name}.csv", res.rows)
+            print(res.line)
 
 
 def _write_docs(parser: argparse.ArgumentParser, folder: str | Path, target: str) -> int:

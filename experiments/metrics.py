@@ -30,6 +30,7 @@ __all__ = [
     "load_or_train_digits_classifier",
     "mmd_rbf",
     "mode_coverage",
+    "mode_shares",
     "modes_standard",
     "rbf_mean",
     "ring_centers",
@@ -93,6 +94,35 @@ def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float, *, n
     counts = torch.bincount(nearest[good], minlength=len(c)).to(torch.float64)
     covered = int((counts >= min_share * len(s)).sum()) if good.any() else 0
     return {"modes": float(covered), "hq": float(good.double().mean())}
+
+
+#: the share of a 2-D isotropic Gaussian's mass within ``MODE_RADIUS_SIGMAS`` standard deviations of its centre
+MODE_MASS = 0.99
+#: sqrt(-2 ln(1 - MODE_MASS)) = 3.035: the radius (in stds) that holds MODE_MASS of a component's samples
+MODE_RADIUS_SIGMAS = float(np.sqrt(-2.0 * np.log(1.0 - MODE_MASS)))
+
+
+def mode_shares(samples: torch.Tensor, centers: torch.Tensor, std: float) -> dict[str, float]:
+    """Share of the samples at each mode, and how many modes hold a fair part of them.
+
+    A sample belongs to mode ``k`` when it lies within ``r = sqrt(-2 ln 0.01) * std`` (3.03 std: the radius
+    that holds 99% of a component's own samples) of centre ``k``. The data put ``0.99 / K`` of their
+    samples at each of the ``K`` modes; a mode is *covered* when the generator puts at least half that
+    there. Mode collapse shows as few covered modes and as unequal shares.
+
+    Returns ``{"coverage": covered modes, "share_min": smallest share, "share_max": largest share,
+    "share_0": ..., "share_{K-1}": the share at each mode}``.
+    """
+    s = torch.as_tensor(samples, dtype=torch.float64)
+    c = torch.as_tensor(centers, dtype=torch.float64)
+    k = len(c)
+    if s.numel() == 0:
+        return {"coverage": 0.0, "share_min": 0.0, "share_max": 0.0, **{f"share_{i}": 0.0 for i in range(k)}}
+    within = torch.cdist(s, c) <= MODE_RADIUS_SIGMAS * std
+    shares = within.double().mean(dim=0)
+    data_share = MODE_MASS / k
+    return {"coverage": float(int((shares >= data_share / 2).sum())), "share_min": float(shares.min()),
+            "share_max": float(shares.max()), **{f"share_{i}": float(v) for i, v in enumerate(shares)}}
 
 
 STANDARD_MODE_COUNT = (20, 2500)

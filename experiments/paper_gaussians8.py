@@ -435,13 +435,14 @@ def compare_task(protocol: dict[str, Any] | None = None) -> GANTask:
 def snapshot_metrics(samples: Any, task: GANTask) -> dict[str, float]:
     """The compare task's metrics of one snapshot: both mode rules and hq on all its samples, MMD and the
     Fréchet distance on the first ``task.n_eval`` (the cost of MMD grows with the square of the count)."""
-    from .metrics import mode_coverage, modes_standard
+    from .metrics import mode_coverage, mode_shares, modes_standard
 
     fake = torch.as_tensor(samples)
     if not bool(torch.isfinite(fake).all()):
         return {k: math.nan for k in task.lower_better}
     out = task.metrics(fake[:task.n_eval])
     out.update(mode_coverage(fake, task.info["centers"], task.info["std"]))
+    out.update(mode_shares(fake, task.info["centers"], task.info["std"]))
     out["modes_veegan"] = modes_standard(fake, task.info["centers"], task.info["std"])
     return out
 

@@ -48,7 +48,7 @@ from gan_optim import (
 from gan_optim._checks import check_choice, check_real
 from gan_optim.functional.losses import D_LOSSES, G_LOSSES, d_loss_fake, d_loss_real, g_loss_per_sample
 from .pools import pool_context, resolve_device
-from .stats import N_RESAMPLES, Interval, bootstrap_ci
+from .stats import N_RESAMPLES, NO_DIFFERENCE, RULE_TEXT, Interval, bootstrap_ci, decide, metric_tolerance
 from .tasks import GANTask, make_task
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "run_compare",
     "summarize",
     "summary_markdown",
+    "verdict_markdown",
     "train_run",
     "write_csv",
 ]
@@ -367,6 +368,8 @@ def train_run(task: GANTask, technique: str | TechniqueSpec, seed: int, steps: i
         row: dict[str, Any] = {"task": task.name, "technique": spec.name, "seed": seed, "step": step,
                                "d_updates": result.d_updates, "g_updates": result.g_updates,
                                "wall_s": round(wall, 4)}
+        if count_backward:
+            row["backward_calls"] = result.backward_calls
         metrics = task.metrics(fake) if torch.isfinite(fake).all() else {k: math.nan for k in task.lower_better}
         row.update(metrics)
         result.rows.append(row)
@@ -548,9 +551,61 @@ def _fmt(ci: Interval, digits: int = 3) -> str:
     return f"{ci.mean:.{digits}g} [{ci.low:.{digits}g}, {ci.high:.{digits}g}]"
 
 
+def _p_text(p: float) -> str:
+    if math.isnan(p):
+        return "—"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
+
+
+def verdict_markdown(results: Sequence[RunResult], task: GANTask, target: tuple[str, float] | None = None,
+                     baseline: str | None = None) -> str:
+    """Every technique against the baseline (``baseline``, else the technique named ``baseline``, else the
+    first) by the verdict rule (:data:`.stats.RULE_TEXT`): per final metric and iterations to target, one Holm
+    family over the whole table. Minimum effects: one evaluation step for iterations,
+    :func:`.stats.metric_tolerance` for metrics."""
+    names = list(dict.fromkeys(r.technique for r in results))
+    if not names:
+        return ""
+    base = baseline or ("baseline" if "baseline" in names else names[0])
+    metric_t, value_t = target or task.target
+    lower_t = task.lower_better[metric_t]
+
+    def per_seed(name: str, what: str) -> list[float]:
+        runs = [r for r in results if r.technique == name]
+        if what != "target":
+            return [float(r.rows[-1].get(what, math.nan)) for r in runs]
+        out = []
+        for r in runs:
+            hit = _first_reach(r.rows, metric_t, value_t, lower_t)
+            out.append(hit[0] if hit is not None else float(r.rows[-1]["step"]))
+        return out
+
+    rows0 = results[0].rows
+    every = float(rows0[1]["step"] - rows0[0]["step"]) if len(rows0) > 1 else float(rows0[-1]["step"])
+    quantities = [*task.lower_better, "target"]
+    keys = [(n, q) for n in names if n != base for q in quantities]
+    tests = [(per_seed(n, q), per_seed(base, q),
+              every if q == "target" else metric_tolerance(q, per_seed(base, q))) for n, q in keys]
+    decided = decide(tests)
+    arrow = "≤" if lower_t else "≥"
+    lines = [f"## Against `{base}`", "", "**The verdict rule.** " + RULE_TEXT
+             + " Here the family is this whole table.", "",
+             "| technique | quantity | seeds | difference of means vs " + f"`{base}` [95% interval] | p | p (Holm) | "
+             "minimum effect | smallest detectable | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for (n, q), c in zip(keys, decided):
+        lower_is_better = lower_t if q == "target" else task.lower_better[q]
+        label = f"iterations to {metric_t} {arrow} {value_t:g}" if q == "target" else q
+        verdict = c.outcome if c.outcome == NO_DIFFERENCE else (
+            f"{c.outcome} (" + ("better" if (c.outcome == "lower") == lower_is_better else "worse") + ")")
+        det = "none possible" if math.isinf(c.detectable) else f"{c.detectable:.3g}"
+        lines.append(f"| `{n}` | {label} | {c.a_n} vs {c.b_n} | {_fmt(c.effect)} | {_p_text(c.p)} | "
+                     f"{_p_text(c.p_holm)} | {c.min_effect:.3g} | {det} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps: int, seeds: Sequence[int],
                      target: tuple[str, float] | None = None, title: str | None = None,
-                     note: str | None = None) -> str:
+                     note: str | None = None, results: Sequence[RunResult] | None = None) -> str:
     """The summary table of :func:`summarize` as Markdown; ``note`` (the protocol) goes above the table."""
     metric_t, value_t = target or task.target
     arrow = "≤" if task.lower_better[metric_t] else "≥"
@@ -565,8 +620,8 @@ def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps
                  "VEEGAN/PacGAN), `modes` is ours (at least 2% of the samples).")
     lines = [f"# {title or 'gan-optim compare: ' + task.name}", "",
              (f"Task `{task.name}`, {steps} iterations, seeds {list(seeds)}. Every cell is the mean over seeds "
-              f"with its bootstrap 95% interval [low, high] ({N_RESAMPLES} resamples); two techniques differ "
-              f"only where their intervals do not overlap. Target: {metric_t} {arrow} {value_t:g}; iterations "
+              f"with its bootstrap 95% interval [low, high] ({N_RESAMPLES} resamples); the intervals describe "
+              "the seeds, the verdicts against the baseline follow the rule stated below the table. Target: {metric_t} {arrow} {value_t:g}; iterations "
               "to target count a seed that never reached it as its run length, seconds (secondary, training "
               "only) average the seeds that reached it." + notes), "",
              *([note, ""] if note else []),
@@ -576,4 +631,6 @@ def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps
                  f"{s['reached']}/{s['seeds']}", _fmt(s["target_wall"]), _fmt(s["d_updates"], 5),
                  _fmt(s["g_updates"], 5), _fmt(s["wall_s"])]
         lines.append("| " + " | ".join(cells) + " |")
+    if results is not None:
+        lines += ["", verdict_markdown(results, task, target).rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from .metrics import (
     load_digits_tensor,
     mmd_rbf,
     mode_coverage,
+    mode_shares,
     modes_standard,
     rbf_mean,
     ring_centers,
@@ -94,6 +95,7 @@ def gaussians8(radius: float = 1.0, std: float | None = None, hidden: int = 128,
         fake = fake.detach()
         out = mode_coverage(fake, centers, std)
         out["modes_veegan"] = modes_standard(fake, centers, std)
+        out.update(mode_shares(fake, centers, std))
         out["mmd"] = mmd_rbf(fake, ref, bandwidth, kyy=kyy)
         out["frechet"] = frechet_distance(fake, ref)
         return out
@@ -103,7 +105,8 @@ def gaussians8(radius: float = 1.0, std: float | None = None, hidden: int = 128,
         make_g=lambda: mlp(z_dim, 2, hidden, layers),
         make_d=lambda: mlp(2, 1, hidden, layers),
         sample_real=sample_real, metrics=metrics,
-        lower_better={"modes": False, "modes_veegan": False, "hq": False, "mmd": True, "frechet": True},
+        lower_better={"coverage": False, "share_min": False, "modes": False, "modes_veegan": False, "hq": False,
+                      "mmd": True, "frechet": True},
         target=("mmd", 0.02 if radius <= 1.5 else 0.01), n_eval=1000,
         defaults={"lr": 1e-3, "batch": 256, "loss": "bce", "freeadv_epsilon": 0.02 * radius},
         info={"centers": centers, "std": std, "radius": radius, "ref": ref, "bandwidth": bandwidth},

@@ -72,14 +72,21 @@ def _table(md):
     return rows
 
 
-def test_summary_claims_a_difference_only_when_the_seed_intervals_separate():
-    runs = _runs({"none": [100.0, 101.0, 102.0], "aw": [50.0, 51.0, 52.0], "wegan": [99.0, 103.0, 150.0]})
-    md = baselines.summary_markdown(runs, "biggan", Path("/repo"), "tiny", ["--G_ch", "16"], [0, 1, 2], True)
+def test_summary_claims_a_difference_only_by_the_verdict_rule():
+    runs = _runs({"none": [100.0, 101.0, 102.0, 103.0, 104.0], "aw": [50.0, 51.0, 52.0, 53.0, 54.0],
+                  "wegan": [99.0, 103.0, 150.0, 100.0, 101.0]}, seeds=5)
+    md = baselines.summary_markdown(runs, "biggan", Path("/repo"), "tiny", ["--G_ch", "16"], list(range(5)), True)
     table = _table(md)
-    assert table["aw"][5] == "lower (better)" and table["wegan"][5] == "no difference"
-    assert table["none"][4].startswith("101 [100, 102]")  # mean of the last evaluation of each seed
-    assert table["aw"][1] == "3/3" and table["aw"][2] == "20"
-    assert "configuration **tiny**" in md and "`--G_ch 16`" in md
+    # aw: 5 vs 5 fully separated, exact p = 2 / C(10, 5) = 0.0079, Holm over 2 comparisons: 0.0159
+    assert table["aw"][6] == "lower (better)" and table["aw"][5].endswith("p 0.0159")
+    assert table["wegan"][6] == "no difference shown"
+    assert table["none"][4].startswith("102 [")  # mean of the last evaluation of each seed
+    assert table["aw"][1] == "5/5" and table["aw"][2] == "20"
+    assert "configuration **tiny**" in md and "`--G_ch 16`" in md and "Holm" in md
+    # 3 vs 3 seeds cannot pass the rule (smallest exact p 0.1), however far apart
+    runs = _runs({"none": [100.0, 101.0, 102.0], "aw": [50.0, 51.0, 52.0]})
+    table = _table(baselines.summary_markdown(runs, "biggan", Path("/repo"), "tiny", [], [0, 1, 2], True))
+    assert table["aw"][6] == "no difference shown"
 
 
 def test_summary_makes_no_claim_from_one_seed_and_lists_failed_runs():
@@ -87,7 +94,7 @@ def test_summary_makes_no_claim_from_one_seed_and_lists_failed_runs():
     runs += _runs({"ttur": [1.0, 2.0]}, seeds=2, failed={("ttur", 1)})
     md = baselines.summary_markdown(runs, "autogan", Path("/repo"), "published", [], [0, 1], True)
     table = _table(md)
-    assert table["aw"][5] == "needs ≥ 2 seeds" and table["ttur"][1] == "1/2"
+    assert table["aw"][6] == "no difference shown" and table["ttur"][1] == "1/2"
     assert "- ttur, seed 1: exit 1" in md
 
 

@@ -242,7 +242,7 @@ def _verdict_from_parts(outcomes):
         return "reproduced"
     if all(o == "no" for o in outcomes):
         return "not reproduced"
-    return "inconclusive" if "no" not in outcomes else "partly"
+    return "no difference shown" if "no" not in outcomes else "partly"
 
 
 @pytest.mark.parametrize("claim", list(CLAIMS))
@@ -250,7 +250,7 @@ def test_every_claim_runs_quick(claim, quick_all):
     from gan_optim_experiments.claims import ROW_FIELDS
 
     raw = quick_all / "results" / claim
-    assert list(raw.glob("*.csv"))  # the numbers behind the plot
+    assert list(raw.glob("*.csv*"))  # the numbers behind the plot
     pngs = list(raw.glob("*.png"))
     assert pngs and all(f.read_bytes()[:4] == b"\x89PNG" for f in pngs)
     with (quick_all / "results" / f"{claim}.csv").open() as f:
@@ -261,9 +261,22 @@ def test_every_claim_runs_quick(claim, quick_all):
     assert protocol["protocol"]["text"] == "quick"
     assert int(float(protocol["seeds"]["mean"])) == (1 if claim == "dirac" else 2)
     parts = [r["group"] for r in rows if r["kind"] == "part"]
-    assert parts and set(parts) <= {"yes", "no", "undecided"}
+    assert parts and set(parts) <= {"yes", "no", "no difference shown"}
     (verdict,) = [r["group"] for r in rows if r["kind"] == "verdict"]
     assert verdict in VERDICTS and verdict == _verdict_from_parts(parts)
+    for r in rows:
+        if r["kind"] == "part" and r["p"] != "":  # a tested part: p <= Holm's p <= 1, the effect in its interval
+            assert 0 <= float(r["p"]) <= float(r["p_holm"]) <= 1
+            assert float(r["effect_low"]) <= float(r["effect"]) <= float(r["effect_high"])
+            assert r["n"] != "" and float(r["min_effect"]) >= 0
+    from gan_optim_experiments.claims import RAW_CLAIMS, claim_from_raw
+    from gan_optim_experiments.results_doc import raw_path
+
+    raw_file = raw_path(quick_all / "results", claim)
+    assert raw_file.is_file()  # every claim writes its raw data
+    if claim in RAW_CLAIMS:  # ... and these decide again from them alone, to the same rows
+        again = claim_from_raw(claim, raw_file)
+        assert [{k: str(v) for k, v in r.items()} for r in again.rows] == rows
     for r in rows:
         if r["kind"] == "stat" and r["ci_low"] != "":
             assert int(r["n"]) >= 1
@@ -315,12 +328,14 @@ def test_results_doc_agrees_with_checked_in_csvs():
 
 
 def test_results_doc_check_catches_a_changed_number(tmp_path):
+    import gzip
     import shutil
 
     from gan_optim_experiments.results_doc import render
 
     shutil.copytree(os.path.join(DOCS, "results"), tmp_path / "r")
     before = render(tmp_path / "r")
+    # a summary that no longer matches its raw data is an error
     path = tmp_path / "r" / "freeadv.csv"
     with path.open() as f:
         rows = list(csv.DictReader(f))
@@ -330,7 +345,25 @@ def test_results_doc_check_catches_a_changed_number(tmp_path):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    assert render(tmp_path / "r") != before
+    with pytest.raises(ValueError, match="differs from what"):
+        render(tmp_path / "r")
+    # a changed raw value changes the page once the summaries are written again from the raw data
+    shutil.copy(os.path.join(DOCS, "results", "freeadv.csv"), path)
+    raw = tmp_path / "r" / "raw" / "freeadv.raw.csv.gz"
+    with gzip.open(raw, "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        if r["technique"] == "freeadv":
+            r["mmd"] = str(float(r["mmd"]) * 3)
+    with gzip.open(raw, "wt", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    from gan_optim.cli import main
+
+    assert main(["reproduce", "all", "--from-csv", str(tmp_path / "r"), "--write-summaries", "--write-docs",
+                 str(tmp_path / "R.md")]) == 0
+    assert (tmp_path / "R.md").read_text() != before
     (tmp_path / "r" / "dirac.csv").unlink()
     with pytest.raises(FileNotFoundError, match="dirac.csv"):
         render(tmp_path / "r")
