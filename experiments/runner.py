@@ -621,8 +621,8 @@ def summary_markdown(summary: dict[str, dict[str, Any]], task: GANTask, *, steps
     lines = [f"# {title or 'gan-optim compare: ' + task.name}", "",
              (f"Task `{task.name}`, {steps} iterations, seeds {list(seeds)}. Every cell is the mean over seeds "
               f"with its bootstrap 95% interval [low, high] ({N_RESAMPLES} resamples); the intervals describe "
-              "the seeds, the verdicts against the baseline follow the rule stated below the table. Target: {metric_t} {arrow} {value_t:g}; iterations "
-              "to target count a seed that never reached it as its run length, seconds (secondary, training "
+              "the seeds, the verdicts against the baseline follow the rule stated below the table. "
+              f"Target: {metric_t} {arrow} {value_t:g}; iterations to target count a seed that never reached it as its run length, seconds (secondary, training "
               "only) average the seeds that reached it." + notes), "",
              *([note, ""] if note else []),
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -386,6 +386,7 @@ def test_compare_cli_writes_csv_md_png(tmp_path, capsys):
     md = (out / "summary.md").read_text()
     assert "`aw+adaptive`" in md and "modes_veegan ↑" in md and "bootstrap 95% interval" in md
     assert re.search(r"\d \[-?[\d.e+-]+, -?[\d.e+-]+\] \|", md)  # mean [low, high] cells
+    assert "Target: mmd ≤ 0.02;" in md and not re.search(r"\{\w+[:}]", md)  # no unformatted placeholder
     for png in ("curves.png", "samples.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "results.csv" in capsys.readouterr().out
