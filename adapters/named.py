@@ -1,8 +1,8 @@
-"""One hook for any GAN codebase: name its loss functions, keep its code.
+r"""One hook for any GAN codebase: name its loss functions, keep its code.
 
 ::
 
-    gan-optim run --technique aw --d-loss src/utils/losses.py:d_hinge --real d_logit_real --fake d_logit_fake \\
+    gan-optim run --technique aw --d-loss src/utils/losses.py:d_hinge --real d_logit_real --fake d_logit_fake \
                   -- python src/main.py <its own flags>
 
 or from Python, around anything that runs the codebase::
