@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, example, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import gan_optim.functional as F
@@ -164,6 +164,7 @@ shapes = st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3)), min_size=1, m
 
 
 @settings(deadline=None, max_examples=200)
+@example([(1, 1)], 1212116979, 0.0, 0.0, -4.0, -4.0)  # a cancelling sum CI once drew
 @given(shapes, st.integers(0, 2 ** 31 - 1), score, score, st.floats(-12, 12), st.floats(-12, 12))
 def test_aw_combine_equals_algorithm1_on_the_concatenated_gradients(shape_list, seed, sr, sf, exp_r, exp_f):
     gen = torch.Generator().manual_seed(seed)
@@ -173,13 +174,15 @@ def test_aw_combine_equals_algorithm1_on_the_concatenated_gradients(shape_list, 
     flat_f = np.concatenate([g.reshape(-1).numpy() for g in g_f])
     w_r, w_f, case = algorithm1(flat_r, flat_f, sr, sf)
     combined = [w_r * a + w_f * b for a, b in zip(g_r, g_f)]  # before aw_combine_ changes the lists
+    # The sum can cancel (case 1 on parallel parts), so rounding is bounded by the terms, not by the sum.
+    terms = [float((w_r * a).abs().max() + (w_f * b).abs().max()) for a, b in zip(g_r, g_f)]
     step = F.aw_combine_(g_r, g_f, torch.tensor(sr, dtype=torch.float64), torch.tensor(sf, dtype=torch.float64))
     assert int(step.case) == case
     assert [float(w) for w in step.weights] == pytest.approx([w_r, w_f], rel=1e-9)
     assert float(step.cos) == pytest.approx(flat_r @ flat_f / np.linalg.norm(flat_r) / np.linalg.norm(flat_f),
                                             abs=1e-12)
-    for got, expected in zip(g_r, combined):
-        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max()))
+    for got, expected, term in zip(g_r, combined, terms):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * term)
 
 
 @pytest.mark.parametrize("dtype,scale", [(torch.float32, 1e20), (torch.float32, 1e-20), (torch.float16, 3e4),
