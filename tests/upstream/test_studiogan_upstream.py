@@ -32,6 +32,7 @@ import pytest
 import torch
 
 from _reference import algorithm1
+from upstream._shims import _under
 from gan_optim import cli
 
 REPO = os.environ.get("GAN_OPTIM_STUDIOGAN_DIR")
@@ -126,9 +127,11 @@ def workdir(tmp_path, monkeypatch):
 
     monkeypatch.setattr(utils.ckpt, "load_best_model", lambda **kwargs: 0)
     yield tmp_path
+    # Namespace packages too (StudioGAN's `models`, `sync_batchnorm` have no __init__): left behind, they
+    # shadow BigGAN's and AutoGAN's packages of the same names in the tests that run after these.
     for name in set(sys.modules) - before | {"utils", "utils.ckpt"}:
-        file = getattr(sys.modules.get(name), "__file__", None) or ""
-        if file.startswith(src) or name in ("utils", "utils.ckpt"):
+        module = sys.modules.get(name)
+        if module is not None and _under(module, src) or name in ("utils", "utils.ckpt"):
             sys.modules.pop(name, None)
 
 
