@@ -520,24 +520,25 @@ def _final(results: list[RunResult], tech: str, metric: str) -> list[float]:
     return [float(r.rows[-1].get(metric, math.nan)) for r in results if r.technique == tech]
 
 
-def _target_steps(results: list[RunResult], tech: str, metric: str, value: float) -> list[float]:
-    """Iterations to ``metric <= value`` per seed (a seed that never got there: its run length)."""
+def _to_target(results: list[RunResult], tech: str, metric: str, value: float, column: str) -> list[float]:
+    """``column`` (``"step"`` or ``"wall_s"``) at the first evaluation with ``metric <= value``, per seed;
+    a seed that never got there counts its whole run (its last row's ``column``)."""
     out = []
     for r in results:
         if r.technique == tech:
-            hit = next((row["step"] for row in r.rows if float(row.get(metric, math.nan)) <= value), None)
-            out.append(float(hit if hit is not None else r.rows[-1]["step"]))
+            hit = next((row[column] for row in r.rows if float(row.get(metric, math.nan)) <= value), None)
+            out.append(float(hit if hit is not None else r.rows[-1][column]))
     return out
+
+
+def _target_steps(results: list[RunResult], tech: str, metric: str, value: float) -> list[float]:
+    """Iterations to ``metric <= value`` per seed."""
+    return _to_target(results, tech, metric, value, "step")
 
 
 def _target_seconds(results: list[RunResult], tech: str, metric: str, value: float) -> list[float]:
-    """Training seconds to ``metric <= value`` per seed (a seed that never got there: its whole run's seconds)."""
-    out = []
-    for r in results:
-        if r.technique == tech:
-            hit = next((row["wall_s"] for row in r.rows if float(row.get(metric, math.nan)) <= value), None)
-            out.append(float(hit if hit is not None else r.rows[-1]["wall_s"]))
-    return out
+    """Training seconds to ``metric <= value`` per seed."""
+    return _to_target(results, tech, metric, value, "wall_s")
 
 
 def _eval_step(results: list[RunResult]) -> int:
