@@ -16,7 +16,9 @@ What is replaced, and why:
     techniques only need D's outputs, so the hooks sit one level lower, on
     ``losses.discriminator_loss`` / ``losses.generator_loss`` (also looked up at
     call time). The hooks wrap the codebase's own loss functions: yours run
-    (margins, prints and all), and the technique reweights what they return.
+    (margins, prints and all), and the technique reweights what they return,
+    through the same per-call pieces as ``gan-optim run``'s named-loss hook
+    (:mod:`gan_optim.adapters.named`).
   * for ``none`` / ``adaptive`` / ``ttur`` / ``freeadv``: our ``train(x, y)``,
     which does what BigGAN's does (D steps with accumulation, optional
     ``toggle_grads`` and ortho regularisation, the G step, EMA, the same
@@ -43,6 +45,7 @@ from gan_optim._checks import plain_tensor
 
 from . import _patching
 from ._techniques import build_components, check_options
+from .named import AWOnNamedLoss, WeGANOnNamedLoss, bind_call
 
 __all__ = ["patch", "unpatch", "make_training_function", "active_patch"]
 
@@ -372,59 +375,41 @@ def _check_freeadv_loss(discriminator_loss: Callable, loss: str) -> None:
 
 
 def _aw_discriminator_loss(handle: _patching.Patch, user_loss: Callable) -> Callable:
-    """``losses.discriminator_loss`` under aw: the codebase's own loss, its two parts reweighted by aw."""
+    """``losses.discriminator_loss`` under aw: the codebase's own loss, its two parts reweighted by aw
+    (the named-loss hook's :class:`~gan_optim.adapters.named.AWOnNamedLoss` on the parts it returns)."""
+    on_loss = AWOnNamedLoss(f"losses.discriminator_loss ({getattr(user_loss, '__name__', '?')})", "dis_real",
+                            "dis_fake", parts="returned", error=_patching.AdapterError)
 
     def discriminator_loss(dis_fake, dis_real):
         aw = _component(handle, "aw")
-        parts = user_loss(dis_fake, dis_real)
-        if not (isinstance(parts, (tuple, list)) and len(parts) == 2):
-            raise _patching.AdapterError(
-                f"aw weighs the real and the fake part of D's loss: losses.discriminator_loss "
-                f"({getattr(user_loss, '__name__', '?')}) must return (loss_real, loss_fake), got "
-                f"{type(parts).__name__}")
-        loss_real, loss_fake = parts
         # aw takes each part's gradient through D's graph; keep that graph when the calling code reads
         # D's outputs again (a drift term, a penalty), free it otherwise (the memory of a plain step).
         keep = _patching.outputs_used_after_call(sys._getframe(1), "discriminator_loss")
-        aw_loss = aw.from_parts(loss_real, loss_fake, dis_real, dis_fake, retain_graph=keep)
+        bound = bind_call(discriminator_loss, (dis_fake, dis_real), {})
+        assert bound is not None
+        # BigGAN backpropagates loss_real + loss_fake: the pair keeps your loss's values, its sum has aw's gradient.
+        out = on_loss(user_loss, bound, aw, retain_graph=keep)
         handle.acted("aw")
-        # BigGAN backpropagates loss_real + loss_fake. The real term carries the whole aw gradient
-        # (aw_loss - aw_loss.detach() is 0 with aw_loss's gradient); both keep your loss's values.
-        return aw_loss - aw_loss.detach() + loss_real.detach(), loss_fake.detach()
+        return out
 
     return discriminator_loss
 
 
 def _wegan_generator_loss(handle: _patching.Patch, user_loss: Callable) -> Callable:
-    r"""``losses.generator_loss`` under wegan: the codebase's own loss, its samples reweighted by WeGAN.
-
-    With :math:`L = \frac1n \sum_i \ell(d_i)` the codebase's loss, :math:`n\,\partial L/\partial d_i`
-    is :math:`\ell'(d_i)`, so the surrogate :math:`\sum_i n w_i\, \mathrm{sg}(\partial L/\partial d_i)\, d_i`
-    has WeGAN's gradient :math:`\sum_i w_i \nabla \ell(d_i)` whatever :math:`\ell` the codebase uses.
-    Its value is your loss's.
-    """
+    """``losses.generator_loss`` under wegan: the codebase's own loss, its samples reweighted by WeGAN
+    (the named-loss hook's :class:`~gan_optim.adapters.named.WeGANOnNamedLoss`; your loss runs once per call)."""
+    on_loss = WeGANOnNamedLoss(f"losses.generator_loss ({getattr(user_loss, '__name__', '?')})", "dis_fake",
+                               check=False, error=_patching.AdapterError)
 
     def generator_loss(dis_fake):
         wegan = _component(handle, "wegan")
-        loss = user_loss(dis_fake)
-        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise _patching.AdapterError(
-                f"wegan reweighs the samples of G's loss: losses.generator_loss "
-                f"({getattr(user_loss, '__name__', '?')}) must return a scalar tensor")
-        wegan(dis_fake)  # the weights (and wegan's stats, hooks, step count)
-        weights = wegan.last_weights.detach().reshape(dis_fake.shape).to(dis_fake.dtype)
-        (per_sample,) = torch.autograd.grad(loss, dis_fake, retain_graph=True)
-        surrogate = (weights * per_sample.detach() * dis_fake).sum() * (dis_fake.numel() * _world_size())
+        bound = bind_call(generator_loss, (dis_fake,), {})
+        assert bound is not None
+        out = on_loss(user_loss, bound, wegan)
         handle.acted("wegan")
-        return surrogate - surrogate.detach() + loss.detach()
+        return out
 
     return generator_loss
-
-
-def _world_size() -> int:
-    # WeGAN's weights are normalised over the global batch; DDP averages the ranks' gradients.
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _component(handle: _patching.Patch, key: str) -> Any:

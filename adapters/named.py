@@ -24,13 +24,16 @@ What each technique does through the hooks:
   whose value is the codebase's own loss and whose gradient is
   :math:`w_r \nabla\mathcal{L}_r + w_f \nabla\mathcal{L}_f` (Zadorozhnyy et al.,
   Algorithm 1). The parts are the codebase's own function with the fake
-  (resp. real) argument detached; D's parameters are the leaves under the real
-  output that an optimizer holds. Terms the codebase adds to the loss (R1,
-  LeCam, consistency) keep their weight 1.
+  (resp. real) argument detached; D's parameters are those of the optimizer
+  that holds the leaves under the real output. Terms the codebase adds to the
+  loss (R1, LeCam, consistency) keep their weight 1. The per-call work is
+  :class:`AWOnNamedLoss` over an :class:`~gan_optim.aw.AWDiscriminatorLoss`
+  (the BigGAN-PyTorch adapter's ``aw`` is the same, on its loss's two parts).
 - ``wegan`` (needs ``g_loss``): the G loss's gradient with respect to each
   sample's output is multiplied by :math:`N w_i` (Pantazis et al.), so for a
   loss that is a mean over samples the gradient is
-  :math:`\sum_i w_i \nabla\ell_i`; :math:`\eta = 1` changes nothing.
+  :math:`\sum_i w_i \nabla\ell_i`; :math:`\eta = 1` changes nothing
+  (:class:`WeGANOnNamedLoss`, as the BigGAN-PyTorch adapter's ``wegan``).
 - ``adaptive`` (needs ``g_loss``): each iteration (one D and one G optimizer
   step, in either order) the scheduler (Ouyang & Agam) picks the network to
   update; the other one's optimizer step is vetoed in a step pre-hook (its
@@ -69,17 +72,20 @@ import sys
 import types
 import warnings
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
 from gan_optim import _dist
+from gan_optim._checks import plain_tensor
 from gan_optim.adaptive import AdaptiveScheduler
-from gan_optim.aw import AWStats
+from gan_optim.aw import AWDiscriminatorLoss, AWStats
 from gan_optim.functional.aw import _check_hparams, angle_degrees, aw_weights_from_geometry, gradient_geometry_foreach
-from gan_optim.functional.wegan import check_eta, effective_sample_size, wegan_logits, weight_variance
+from gan_optim.functional.wegan import check_eta, effective_sample_size, weight_variance
+from gan_optim.wegan import WeightedGeneratorLoss
 
-__all__ = ["NamedHookError", "NamedHooks", "LossTarget", "TECHNIQUES", "parse_target"]
+__all__ = ["NamedHookError", "NamedHooks", "LossTarget", "TECHNIQUES", "parse_target", "AWOnNamedLoss",
+           "WeGANOnNamedLoss", "bind_call"]
 
 TECHNIQUES = ("none", "aw", "wegan", "adaptive", "ttur", "freeadv")
 #: Attribute set on every wrapper this module installs (its value: the wrapped original).
@@ -249,13 +255,13 @@ def _replace_arguments(bound: inspect.BoundArguments, **values: Any) -> tuple[tu
     return ba.args, ba.kwargs
 
 
-def _total(name: str, value: Any) -> torch.Tensor:
+def _total(name: str, value: Any, error: type[Exception] | None = None) -> torch.Tensor:
     """The loss a call returned: a scalar, or the sum of a tuple of scalars (``(loss_real, loss_fake)``, as
-    BigGAN's ``discriminator_loss`` returns and its training code sums)."""
+    BigGAN's ``discriminator_loss`` returns and its training code sums). ``error``: what a refusal raises."""
     parts = list(value) if isinstance(value, (tuple, list)) else [value]
     if not parts or not all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in parts):
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise NamedHookError(f"{name} must return a scalar loss (or a tuple of scalars), got {shape}")
+        raise (error or NamedHookError)(f"{name} must return a scalar loss (or a tuple of scalars), got {shape}")
     total = parts[0].reshape(())
     for v in parts[1:]:
         total = total + v.reshape(())
@@ -324,6 +330,233 @@ class Telemetry:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+# --------------------------------------------------------------------------- one call of a named loss
+def bind_call(fn: Callable, args: tuple, kwargs: dict) -> inspect.BoundArguments | None:
+    """A call's arguments by name, defaults filled in; ``None`` if they do not fit ``fn`` (it raises its own error)."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    return bound
+
+
+class _HeldParameters(torch.nn.Module):
+    """D as a loss hook knows it: the parameters D's optimizer holds (the module itself is out of reach)."""
+
+    def __init__(self, params: Iterable[torch.Tensor]) -> None:
+        super().__init__()
+        self._held = list(params)
+
+    def named_parameters(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
+        return iter([(str(k), p) for k, p in enumerate(self._held)])
+
+
+class AWOnNamedLoss:
+    r"""AW through a codebase's own D loss function, one call at a time (Zadorozhnyy et al., Algorithm 1).
+
+    A call runs the function and returns what it returns, with the same values, whose gradient (a tuple's:
+    its sum's) is
+
+    .. math::
+        w_r \nabla\mathcal{L}_r + w_f \nabla\mathcal{L}_f,
+
+    the weights chosen by ``aw``'s :meth:`~gan_optim.aw.AWDiscriminatorLoss.from_parts` (the per-part
+    gradients, Algorithm 1, the gradient deposit; ``aw.steps`` and ``aw.last`` record each call). The
+    parts :math:`\mathcal{L}_r, \mathcal{L}_f` are
+
+    - ``parts="detached"`` (``gan-optim run``): the function with its fake (resp. real) output argument
+      detached. Checked once, by calling it on moved outputs under ``no_grad``: a scalar (or a tuple of
+      scalars, summed), separable into a real and a fake part, of the declared sign.
+    - ``parts="returned"`` (BigGAN-PyTorch's ``losses.discriminator_loss``): the two scalars it returns,
+      ``(loss_real, loss_fake)``; one call (its prints run once). Checked once through autograd: each part
+      reads its own output only, with the declared sign.
+
+    Args:
+        name: the function, as refusals name it.
+        real, fake: the names of its real- and fake-output arguments.
+        d_sign: ``-1`` for a D that scores fakes high (the scores are then ``sigmoid(-output)``).
+        parts: ``"detached"`` or ``"returned"``.
+        error: the exception a refusal raises.
+    """
+
+    def __init__(self, name: str, real: str, fake: str, *, d_sign: int = 1, parts: str = "detached",
+                 error: type[Exception] = NamedHookError) -> None:
+        if parts not in ("detached", "returned"):
+            raise ValueError(f"Invalid parts: {parts!r} (expected 'detached' or 'returned')")
+        if d_sign not in (1, -1):
+            raise ValueError(f"Invalid d_sign: {d_sign!r} (expected 1 or -1)")
+        self.name, self.real, self.fake, self.d_sign, self.parts, self.error = name, real, fake, d_sign, parts, error
+        self.checked = False
+
+    def __call__(self, fn: Callable, bound: inspect.BoundArguments, aw: AWDiscriminatorLoss, *,
+                 retain_graph: bool = True) -> Any:
+        """``fn``'s result for the arguments ``bound``, carrying AW's gradient. ``retain_graph``: keep D's graph
+        after the per-part gradients (the codebase backpropagates other terms through D's outputs)."""
+        real, fake = bound.arguments[self.real], bound.arguments[self.fake]
+        if self.parts == "returned":
+            result = fn(*bound.args, **bound.kwargs)
+            part_r, part_f = self._returned_parts(result, real, fake)
+        else:
+            if not self.checked:
+                self._check_detached(fn, bound, real, fake)
+                self.checked = True
+            a_r, k_r = _replace_arguments(bound, **{self.fake: fake.detach()})
+            result = fn(*a_r, **k_r)  # the codebase's values (its fake argument detached changes none)
+            part_r = _total(self.name, result, self.error)
+            a_f, k_f = _replace_arguments(bound, **{self.real: real.detach()})
+            part_f = _total(self.name, fn(*a_f, **k_f), self.error)
+        for which, part in (("real", part_r), ("fake", part_f)):
+            if not part.requires_grad:
+                raise self.error(f"{self.name}: its {which} part has no graph back to D (aw weighs the gradients "
+                                 "of both parts)")
+        d_real, d_fake = (real, fake) if self.d_sign == 1 else (-real, -fake)
+        loss = aw.from_parts(part_r, part_f, d_real, d_fake, retain_graph=retain_graph)
+        # The values the codebase logs stay its own; the gradient is the weighted one (a tuple's first element
+        # carries it all).
+        return _with_gradient(result, [loss - loss.detach()])
+
+    def _returned_parts(self, result: Any, real: torch.Tensor, fake: torch.Tensor,
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not (isinstance(result, (tuple, list)) and len(result) == 2
+                and all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in result)):
+            raise self.error(f"aw weighs the real and the fake part of D's loss: {self.name} must return "
+                             f"(loss_real, loss_fake), got {type(result).__name__}")
+        part_r, part_f = (v.reshape(()) for v in result)
+        if not self.checked:
+            self._check_returned(part_r, part_f, real, fake)
+            self.checked = True
+        return part_r, part_f
+
+    def _check_returned(self, part_r: torch.Tensor, part_f: torch.Tensor, real: torch.Tensor,
+                        fake: torch.Tensor) -> None:
+        """Once: each part reads its own output only, and falls as that output moves the declared way."""
+        slopes = []
+        for which, part, own, other in (("real", part_r, real, fake), ("fake", part_f, fake, real)):
+            if not (part.requires_grad and own.requires_grad):
+                slopes.append(0.0)
+                continue
+            wrt = [own, other] if other.requires_grad else [own]
+            g = torch.autograd.grad(part, wrt, retain_graph=True, allow_unused=True)
+            if len(g) == 2 and g[1] is not None and bool(g[1].ne(0).any()):
+                raise self.error(f"{self.name} is not separable into a real and a fake part: its {which} part "
+                                 f"reads the {'fake' if which == 'real' else 'real'} output (a relativistic or "
+                                 "batch-coupled loss); aw needs L = L_real(real) + L_fake(fake)")
+            slopes.append(0.0 if g[0] is None else float(g[0].sum()) * self.d_sign)
+        self._check_sign(*slopes)
+
+    def _check_detached(self, fn: Callable, bound: inspect.BoundArguments, real: torch.Tensor,
+                        fake: torch.Tensor) -> None:
+        """Once: a scalar, separable into a real and a fake part, of the declared sign."""
+        name = self.name
+
+        def value(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+            a, k = _replace_arguments(bound, **{self.real: r, self.fake: f})
+            return _total(name, fn(*a, **k), self.error)
+
+        with torch.no_grad():
+            r0, f0 = real.detach(), fake.detach()
+            r1, f1 = r0 * 0.5 + 0.75, f0 * 0.5 - 0.75
+            corners = [value(r0, f0), value(r1, f1), value(r0, f1), value(r1, f0)]
+            c = [float(v) for v in corners]
+        interaction = abs(c[0] + c[1] - c[2] - c[3])
+        if not math.isfinite(interaction) or interaction > 1e-4 * (1.0 + max(abs(v) for v in c)):
+            raise self.error(
+                f"{name} is not separable into a real and a fake part: L(r,f) + L(r',f') - L(r,f') - L(r',f) = "
+                f"{interaction:.3g} (a relativistic or batch-coupled loss); aw needs L = L_real(real) + L_fake(fake)")
+        for point in ("zero", "actual"):
+            base_r = torch.zeros_like(r0) if point == "zero" else r0
+            base_f = torch.zeros_like(f0) if point == "zero" else f0
+            r = base_r.clone().requires_grad_(True)
+            f = base_f.clone().requires_grad_(True)
+            with torch.enable_grad():
+                g_r, g_f = torch.autograd.grad(value(r, f), (r, f), allow_unused=True)
+            slope_r = 0.0 if g_r is None else float(g_r.sum()) * self.d_sign
+            slope_f = 0.0 if g_f is None else float(g_f.sum()) * self.d_sign
+            self._check_sign(slope_r, slope_f)
+            if slope_r < 0 or slope_f > 0:
+                return
+
+    def _check_sign(self, slope_r: float, slope_f: float) -> None:
+        if slope_r > 0 or slope_f < 0:
+            flag = "1" if self.d_sign == -1 else "-1"
+            raise self.error(
+                f"{self.name}: the sign is inverted (the loss {'grows' if slope_r > 0 else 'falls'} as the "
+                f"{'real' if slope_r > 0 else 'fake'} output grows); if this codebase's D scores fakes high, "
+                f"pass --d-sign {flag}")
+
+
+class WeGANOnNamedLoss:
+    r"""WeGAN through a codebase's own G loss function, one call at a time (Pantazis et al., Algorithm 1).
+
+    A call runs the function once, on a fake-output argument with the same values whose gradient reaching
+    sample :math:`i` is multiplied by :math:`N w_i`, with
+
+    .. math::
+        w_i = \frac{\eta^{1 - p_i}}{\sum_j \eta^{1 - p_j}}, \qquad p_i = \sigma(\text{output}_i)
+
+    from ``wegan`` (a :class:`~gan_optim.wegan.WeightedGeneratorLoss`: its ``eta``, ``last_weights``,
+    ``steps``, step post-hooks); an output of several entries per sample scores their mean. For a loss
+    that is the mean of per-sample terms :math:`\ell_i` the gradient is :math:`\sum_i w_i \nabla\ell_i`;
+    the value is the codebase's own. Under ``torch.distributed`` the weights are normalised over the global
+    batch and :math:`N` is its size (DDP averages the ranks' gradients).
+
+    Args:
+        name: the function, as refusals name it.
+        fake: the name of its fake-output argument.
+        d_sign: ``-1`` for a D that scores fakes high (the scores are then ``sigmoid(-output)``).
+        check: check once, by calling the function on moved outputs under ``no_grad``, that it is a sum of
+            per-sample terms (off for a codebase whose G loss must run once per call).
+        error: the exception a refusal raises.
+    """
+
+    def __init__(self, name: str, fake: str, *, d_sign: int = 1, check: bool = True,
+                 error: type[Exception] = NamedHookError) -> None:
+        if d_sign not in (1, -1):
+            raise ValueError(f"Invalid d_sign: {d_sign!r} (expected 1 or -1)")
+        self.name, self.fake, self.d_sign, self.check, self.error = name, fake, d_sign, check, error
+        self.checked = False
+
+    def __call__(self, fn: Callable, bound: inspect.BoundArguments, wegan: WeightedGeneratorLoss) -> Any:
+        """``fn``'s result for the arguments ``bound``, its gradient carrying WeGAN's weights."""
+        fake = bound.arguments[self.fake]
+        if self.check and not self.checked:
+            self._check_per_sample(fn, bound, fake)
+            self.checked = True
+        n = fake.shape[0]
+        scores = self.d_sign * plain_tensor(fake).detach().reshape(n, -1).to(torch.float64).mean(1)
+        wegan(scores)  # the weights (and wegan's statistics, step post-hooks, step count)
+        weights = wegan.last_weights
+        assert weights is not None
+        scale = (weights * (n * _dist.world_size())).to(fake.dtype).reshape(n, *([1] * (fake.dim() - 1)))
+        # Same values; the gradient reaching each sample's output is multiplied by N w_i.
+        scaled = fake.detach() + (fake - fake.detach()) * scale
+        a, k = _replace_arguments(bound, **{self.fake: scaled})
+        value = fn(*a, **k)
+        _total(self.name, value, self.error)
+        return value
+
+    def _check_per_sample(self, fn: Callable, bound: inspect.BoundArguments, fake: torch.Tensor) -> None:
+        """Once: a scalar, and a sum of per-sample terms (the weights act per sample)."""
+        n = fake.shape[0]
+
+        def value(f: torch.Tensor) -> float:
+            a, k = _replace_arguments(bound, **{self.fake: f})
+            return float(_total(self.name, fn(*a, **k), self.error))
+
+        if n < 2:
+            return
+        with torch.no_grad():
+            a0 = fake.detach()
+            b0 = a0 * 0.5 + 0.75
+            h = n // 2
+            c = [value(a0), value(b0), value(torch.cat([a0[:h], b0[h:]])), value(torch.cat([b0[:h], a0[h:]]))]
+        interaction = abs(c[0] + c[1] - c[2] - c[3])
+        if not math.isfinite(interaction) or interaction > 1e-4 * (1.0 + max(abs(v) for v in c)):
+            raise self.error(f"{self.name} is not a sum of per-sample terms (samples interact: "
+                             f"{interaction:.3g}); wegan weights each sample's term")
 
 
 # --------------------------------------------------------------------------- the hooks
@@ -419,7 +652,6 @@ class NamedHooks:
         self._keep: list[Callable] = []  # originals, kept alive so their ids stay unique
         self._replaced: list[tuple[Any, str, Any, Any]] = []
         self._handles: list[Any] = []
-        self._checked: set[str] = set()
         self._optimizers: weakref.WeakSet = weakref.WeakSet()
         self._d_opt: Any = None
         self._g_opt: Any = None
@@ -434,6 +666,12 @@ class NamedHooks:
         self._steps = {"D": 0, "G": 0}
         self._saved_lrs: dict[int, list[float]] = {}
         self.aw_stats: AWStats | None = None
+        # The per-call techniques (shared with the BigGAN-PyTorch adapter) and their components.
+        self._aw_on_loss = AWOnNamedLoss(repr(self.d_target), real, fake, d_sign=d_sign)
+        self._aw: tuple[Any, AWDiscriminatorLoss] | None = None  # (weakref to D's optimizer, its component)
+        self._wegan_on_loss = (WeGANOnNamedLoss(repr(self.g_target), self.g_fake or "", d_sign=d_sign)
+                               if self.g_target is not None else None)
+        self._wegan = WeightedGeneratorLoss(eta=self.options.get("eta", 1.0), loss="wgan")
         self.active = False
         # --d-step: the parts' gradients and scores captured since D's last optimizer step.
         self._parts: dict[str, list[torch.Tensor]] = {}
@@ -655,100 +893,44 @@ class NamedHooks:
     def _d_call(self, original: Callable, args: tuple, kwargs: dict) -> Any:
         if not torch.is_grad_enabled():
             return original(*args, **kwargs)
-        try:
-            bound = inspect.signature(original).bind(*args, **kwargs)
-        except TypeError:
+        bound = bind_call(original, args, kwargs)
+        if bound is None:
             return original(*args, **kwargs)  # its own error message
-        bound.apply_defaults()
         real, fake = bound.arguments.get(self.real), bound.arguments.get(self.fake)
         if not (isinstance(real, torch.Tensor) and isinstance(fake, torch.Tensor) and real.requires_grad):
             return original(*args, **kwargs)  # no graph to D: not a training call
-        params = self._identify_d(real)
+        self._identify_d(real)
         self.d_calls += 1
         self._d_calls_since_step += 1
         if self.technique != "aw":
             value = original(*args, **kwargs)
             self.last_d_loss = float(_total(repr(self.d_target), value).detach())
             return value
-        if "d" not in self._checked:
-            self._check_d_loss(original, bound, real, fake)
-            self._checked.add("d")
-        return self._aw(original, bound, real, fake, params)
-
-    def _check_d_loss(self, fn: Callable, bound: inspect.BoundArguments, real: torch.Tensor,
-                      fake: torch.Tensor) -> None:
-        """Once: a scalar, separable into a real and a fake part, of the declared sign."""
-        name = repr(self.d_target)
-
-        def value(r: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-            a, k = _replace_arguments(bound, **{self.real: r, self.fake: f})
-            return _total(name, fn(*a, **k))
-
-        with torch.no_grad():
-            r0, f0 = real.detach(), fake.detach()
-            r1, f1 = r0 * 0.5 + 0.75, f0 * 0.5 - 0.75
-            corners = [value(r0, f0), value(r1, f1), value(r0, f1), value(r1, f0)]
-            c = [float(v) for v in corners]
-        interaction = abs(c[0] + c[1] - c[2] - c[3])
-        if not math.isfinite(interaction) or interaction > 1e-4 * (1.0 + max(abs(v) for v in c)):
-            raise NamedHookError(
-                f"{name} is not separable into a real and a fake part: L(r,f) + L(r',f') - L(r,f') - L(r',f) = "
-                f"{interaction:.3g} (a relativistic or batch-coupled loss); aw needs L = L_real(real) + L_fake(fake)")
-        for point in ("zero", "actual"):
-            base_r = torch.zeros_like(r0) if point == "zero" else r0
-            base_f = torch.zeros_like(f0) if point == "zero" else f0
-            r = base_r.clone().requires_grad_(True)
-            f = base_f.clone().requires_grad_(True)
-            with torch.enable_grad():
-                g_r, g_f = torch.autograd.grad(value(r, f), (r, f), allow_unused=True)
-            slope_r = 0.0 if g_r is None else float(g_r.sum()) * self.d_sign
-            slope_f = 0.0 if g_f is None else float(g_f.sum()) * self.d_sign
-            if slope_r > 0 or slope_f < 0:
-                flag = "1" if self.d_sign == -1 else "-1"
-                raise NamedHookError(
-                    f"{name}: the sign is inverted (the loss {'grows' if slope_r > 0 else 'falls'} as the "
-                    f"{'real' if slope_r > 0 else 'fake'} output grows); if this codebase's D scores fakes high, "
-                    f"pass --d-sign {flag}")
-            if slope_r < 0 or slope_f > 0:
-                return
-
-    def _aw(self, fn: Callable, bound: inspect.BoundArguments, real: torch.Tensor, fake: torch.Tensor,
-            params: list[torch.Tensor]) -> torch.Tensor:
-        a_r, k_r = _replace_arguments(bound, **{self.fake: fake.detach()})
-        a_f, k_f = _replace_arguments(bound, **{self.real: real.detach()})
-        result = fn(*a_r, **k_r)  # the codebase's own values (its fake argument detached changes none)
-        part_r = _total(repr(self.d_target), result)
-        part_f = _total(repr(self.d_target), fn(*a_f, **k_f))
-        g_r = list(torch.autograd.grad(part_r, params, retain_graph=True, allow_unused=True))
-        g_f = list(torch.autograd.grad(part_f, params, retain_graph=True, allow_unused=True)) \
-            if part_f.requires_grad else [None] * len(params)
-        g_r = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_r)]
-        g_f = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_f)]
-        f64 = torch.float64
-        score_r = torch.sigmoid(self.d_sign * real.detach().to(f64)).mean()
-        score_f = torch.sigmoid(self.d_sign * fake.detach().to(f64)).mean()
-        loss = part_r.detach().to(f64).reshape(())
-        if _dist.active():
-            g_r, g_f, score_r, score_f, loss, _ = _dist.aw_all_reduce(g_r, g_f, score_r, score_f, loss, loss)
-        norm_r, norm_f, cos = gradient_geometry_foreach(g_r, g_f)
-        if not bool(torch.isfinite(torch.stack([loss, norm_r, norm_f])).all()):
-            raise FloatingPointError(f"{self.d_target!r}: non-finite D loss or gradient (aw weights undefined)")
-        o = self.options
-        w_r, w_f, case = aw_weights_from_geometry(norm_r, norm_f, cos, score_r, score_f, alpha1=o["alpha1"],
-                                                  alpha2=o["alpha2"], eps=o["eps"], delta=o["delta"],
-                                                  tiny=torch.finfo(params[0].dtype).tiny)
-        dtype = part_r.dtype
-        carry_r, carry_f = w_r.to(dtype) * part_r, w_f.to(dtype) * part_f
-        # The values the codebase logs stay its own; the gradient is the weighted one.
-        out = _with_gradient(result, [carry_r - carry_r.detach(), carry_f - carry_f.detach()])
-        self.aw_stats = AWStats(w_real=w_r, w_fake=w_f, score_real=score_r, score_fake=score_f,
-                                angle=angle_degrees(cos), case=case, loss_real=loss, loss_fake=loss)
-        self.last_d_loss = float(loss)
+        aw = self._aw_component()
+        # The codebase may backpropagate other terms (R1, LeCam) through D's outputs: D's graph is kept.
+        out = self._aw_on_loss(original, bound, aw)
+        stats = aw.last
+        assert stats is not None
+        self.aw_stats = stats
+        self.last_d_loss = float(stats.loss_real)  # the part with the fake argument detached: the whole loss
         if self.telemetry is not None:
-            self.telemetry.write("aw", self.d_calls, w_real=float(w_r), w_fake=float(w_f), case=int(case),
-                                 score_real=float(score_r), score_fake=float(score_f),
-                                 angle=float(angle_degrees(cos)), loss_d=float(loss))
+            self.telemetry.write("aw", self.d_calls, w_real=float(stats.w_real), w_fake=float(stats.w_fake),
+                                 case=int(stats.case), score_real=float(stats.score_real),
+                                 score_fake=float(stats.score_fake), angle=float(stats.angle),
+                                 loss_d=self.last_d_loss)
         return out
+
+    def _aw_component(self) -> AWDiscriminatorLoss:
+        """Algorithm 1's component over the parameters D's optimizer holds (built again if that optimizer changes)."""
+        opt = self._d_opt() if self._d_opt is not None else None
+        if opt is None:
+            raise NamedHookError(f"{self.d_target!r}: D's optimizer is gone")
+        if self._aw is None or self._aw[0]() is not opt:
+            o = self.options
+            held = _HeldParameters(p for g in opt.param_groups for p in g["params"])
+            self._aw = (weakref.ref(opt), AWDiscriminatorLoss(held, alpha1=o["alpha1"], alpha2=o["alpha2"],
+                                                              eps=o["eps"], delta=o["delta"]))
+        return self._aw[1]
 
     # ------------------------------------------------------------------ inline D loss (--d-step)
     def _step_call(self, original: Callable, args: tuple, kwargs: dict) -> Any:
@@ -873,11 +1055,9 @@ class NamedHooks:
     def _g_call(self, original: Callable, args: tuple, kwargs: dict) -> Any:
         if not torch.is_grad_enabled():
             return original(*args, **kwargs)
-        try:
-            bound = inspect.signature(original).bind(*args, **kwargs)
-        except TypeError:
+        bound = bind_call(original, args, kwargs)
+        if bound is None:
             return original(*args, **kwargs)
-        bound.apply_defaults()
         fake = bound.arguments.get(self.g_fake or "")
         if not (isinstance(fake, torch.Tensor) and fake.requires_grad):
             return original(*args, **kwargs)
@@ -887,48 +1067,15 @@ class NamedHooks:
             value = original(*args, **kwargs)
             self.last_g_loss = float(_total(repr(self.g_target), value).detach())
             return value
-        if "g" not in self._checked:
-            self._check_g_loss(original, bound, fake)
-            self._checked.add("g")
-        n = fake.shape[0]
-        scores = (self.d_sign * fake.detach().reshape(n, -1).to(torch.float64)).mean(1)
-        logits = wegan_logits(torch.sigmoid(scores), self.options["eta"])
-        if _dist.active():
-            weights = (logits - _dist.global_logsumexp(logits)).exp()
-        else:
-            weights = torch.softmax(logits, dim=0)
-        scale = (weights * (n * _dist.world_size())).to(fake.dtype).reshape(n, *([1] * (fake.dim() - 1)))
-        # Same values; the gradient reaching each sample's output is multiplied by N w_i.
-        scaled = fake.detach() + (fake - fake.detach()) * scale
-        a, k = _replace_arguments(bound, **{self.g_fake or "": scaled})
-        value = original(*a, **k)
+        assert self._wegan_on_loss is not None
+        value = self._wegan_on_loss(original, bound, self._wegan)
         self.last_g_loss = float(_total(repr(self.g_target), value).detach())
-        if self.telemetry is not None:
+        weights = self._wegan.last_weights
+        if self.telemetry is not None and weights is not None:
             self.telemetry.write("wegan", self.g_calls, effective_sample_size=float(effective_sample_size(weights)),
                                  weight_variance=float(weight_variance(weights)), max_weight=float(weights.max()),
                                  loss_g=self.last_g_loss)
         return value
-
-    def _check_g_loss(self, fn: Callable, bound: inspect.BoundArguments, fake: torch.Tensor) -> None:
-        """Once: a scalar, and a sum of per-sample terms (the weights act per sample)."""
-        name = repr(self.g_target)
-        n = fake.shape[0]
-
-        def value(f: torch.Tensor) -> float:
-            a, k = _replace_arguments(bound, **{self.g_fake or "": f})
-            return float(_total(name, fn(*a, **k)))
-
-        if n < 2:
-            return
-        with torch.no_grad():
-            a0 = fake.detach()
-            b0 = a0 * 0.5 + 0.75
-            h = n // 2
-            c = [value(a0), value(b0), value(torch.cat([a0[:h], b0[h:]])), value(torch.cat([b0[:h], a0[h:]]))]
-        interaction = abs(c[0] + c[1] - c[2] - c[3])
-        if not math.isfinite(interaction) or interaction > 1e-4 * (1.0 + max(abs(v) for v in c)):
-            raise NamedHookError(f"{name} is not a sum of per-sample terms (samples interact: {interaction:.3g}); "
-                                 "wegan weights each sample's term")
 
     # ------------------------------------------------------------------ optimizer steps
     def _pre_step(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
