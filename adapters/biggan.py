@@ -378,7 +378,7 @@ def _aw_discriminator_loss(handle: _patching.Patch, user_loss: Callable) -> Call
     """``losses.discriminator_loss`` under aw: the codebase's own loss, its two parts reweighted by aw
     (the named-loss hook's :class:`~gan_optim.adapters.named.AWOnNamedLoss` on the parts it returns)."""
     on_loss = AWOnNamedLoss(f"losses.discriminator_loss ({getattr(user_loss, '__name__', '?')})", "dis_real",
-                            "dis_fake", parts="returned", error=_patching.AdapterError)
+                            "dis_fake", parts="returned", error=_patching.AdapterError, d_sign_option=None)
 
     def discriminator_loss(dis_fake, dis_real):
         aw = _component(handle, "aw")

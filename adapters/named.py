@@ -380,15 +380,17 @@ class AWOnNamedLoss:
         d_sign: ``-1`` for a D that scores fakes high (the scores are then ``sigmoid(-output)``).
         parts: ``"detached"`` or ``"returned"``.
         error: the exception a refusal raises.
+        d_sign_option: the option that sets ``d_sign``, named by the refusal of an inverted loss (None: none).
     """
 
     def __init__(self, name: str, real: str, fake: str, *, d_sign: int = 1, parts: str = "detached",
-                 error: type[Exception] = NamedHookError) -> None:
+                 error: type[Exception] = NamedHookError, d_sign_option: str | None = "--d-sign") -> None:
         if parts not in ("detached", "returned"):
             raise ValueError(f"Invalid parts: {parts!r} (expected 'detached' or 'returned')")
         if d_sign not in (1, -1):
             raise ValueError(f"Invalid d_sign: {d_sign!r} (expected 1 or -1)")
         self.name, self.real, self.fake, self.d_sign, self.parts, self.error = name, real, fake, d_sign, parts, error
+        self.d_sign_option = d_sign_option
         self.checked = False
 
     def __call__(self, fn: Callable, bound: inspect.BoundArguments, aw: AWDiscriminatorLoss, *,
@@ -484,8 +486,9 @@ class AWOnNamedLoss:
             flag = "1" if self.d_sign == -1 else "-1"
             raise self.error(
                 f"{self.name}: the sign is inverted (the loss {'grows' if slope_r > 0 else 'falls'} as the "
-                f"{'real' if slope_r > 0 else 'fake'} output grows); if this codebase's D scores fakes high, "
-                f"pass --d-sign {flag}")
+                f"{'real' if slope_r > 0 else 'fake'} output grows); "
+                + (f"if this codebase's D scores fakes high, pass {self.d_sign_option} {flag}" if self.d_sign_option
+                   else "aw reads D's outputs as scores of being real"))
 
 
 class WeGANOnNamedLoss:

@@ -369,3 +369,35 @@ def test_a_modified_training_function_is_refused_not_silently_replaced(technique
         # The loss-level techniques keep the user's function: allowed.
         handle = biggan.patch("aw")
         handle.undo()
+
+
+def test_aw_refuses_an_edited_discriminator_loss_of_inverted_sign():
+    """The named-loss hook's once-check, on the two parts BigGAN's loss returns (no extra call of it)."""
+    with repo_on_path(REPO):
+        import losses
+        import model
+        import train_fns
+        import utils
+        from gan_optim.adapters import biggan
+        from gan_optim.adapters._patching import AdapterError
+
+        calls = []
+
+        def flipped(dis_fake, dis_real):
+            calls.append(1)
+            return torch.relu(1. + dis_real).mean(), torch.relu(1. - dis_fake).mean()
+
+        losses.discriminator_loss = flipped
+        biggan.patch("aw")
+        torch.manual_seed(0)
+        G, D = model.Generator(), model.Discriminator()
+        GD = model.G_D(G, D)
+        z_, y_ = utils.make_z_y(4, G.dim_z, 4)
+        train_fns.GAN_training_function(G, D, GD, z_, y_, None, {"itr": 0}, {**BASE, "ema": False})
+        x, yx = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randint(0, 4, (4,))
+        d_fake, d_real = GD(z_[:4], y_[:4], x, yx)
+        with pytest.raises(AdapterError, match=r"^losses.discriminator_loss \(flipped\): the sign is inverted \(the "
+                                               r"loss grows as the real output grows\); aw reads D's outputs as"):
+            losses.discriminator_loss(d_fake, d_real)
+        assert calls == [1]
+        assert all(p.grad is None for p in D.parameters())
