@@ -956,11 +956,20 @@ class NamedHooks:
         outputs: list[tuple[torch.nn.Module, torch.Tensor]] = []
         hooks = self
         tensor_backward = torch.Tensor.backward
+        inside = [False]
 
         def backward(tensor: torch.Tensor, *b_args: Any, **b_kwargs: Any) -> Any:
+            if inside[0]:
+                # Under a TorchFunctionMode (--cpu's redirect, the user's own) Tensor.backward dispatches
+                # through the mode back to this attribute: one backward pass, counted once.
+                return tensor_backward(tensor, *b_args, **b_kwargs)
             params = hooks._inline_params(tensor)
             before = [None if p.grad is None else p.grad.detach().clone() for p in params]
-            result = tensor_backward(tensor, *b_args, **b_kwargs)
+            inside[0] = True
+            try:
+                result = tensor_backward(tensor, *b_args, **b_kwargs)
+            finally:
+                inside[0] = False
             delta = [torch.zeros_like(p) if p.grad is None else
                      (p.grad.detach().clone() if b is None else p.grad.detach() - b) for p, b in zip(params, before)]
             deltas.append((params, delta))

@@ -113,10 +113,13 @@ def _command(command: list[str]) -> tuple[str, str, list[str]]:
 
 
 class _IndexedCudaOnCpu(TorchFunctionMode):
-    """A CUDA device given by index (``.to(0)``, ``device=local_rank``) is the CPU too."""
+    """A CUDA device given by index (``.to(0)``, ``device=local_rank``) is the CPU too; pinning host memory
+    for a copy to the GPU (``.pin_memory()``) keeps the tensor as it is."""
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if func is torch.Tensor.pin_memory:
+            return args[0]
         if func is torch.Tensor.to and len(args) > 1 and type(args[1]) is int:
             args = (args[0], "cpu", *args[2:])
         if type(kwargs.get("device")) is int:
@@ -152,9 +155,31 @@ def _nothing() -> Callable[..., None]:
     return nothing
 
 
+class _Event:
+    """``torch.cuda.Event`` on the CPU: recording and waiting do nothing, and no time elapses between two."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def synchronize(self) -> None:
+        return None
+
+    def query(self) -> bool:
+        return True
+
+    def elapsed_time(self, other: Any) -> float:
+        return 0.0
+
+
 _CUDA_QUERIES: dict[str, Callable[..., Any]] = {
     "current_device": lambda: 0, "device_count": lambda: 1, "set_device": _nothing(), "synchronize": _nothing(),
     "empty_cache": _nothing(), "manual_seed": _nothing(), "manual_seed_all": _nothing(),
+    # timing and memory statistics (stylegan2-ada's training loop reports them every tick)
+    "Event": _Event, "current_stream": _nothing(), "max_memory_allocated": lambda *a, **k: 0,
+    "reset_peak_memory_stats": _nothing(),
 }
 
 
@@ -180,6 +205,9 @@ def main(command: str, argv: Sequence[str]) -> int:
         print(f"gan-optim run: {err}", file=sys.stderr)
         return 2
     saved_path, saved_argv = list(sys.path), list(sys.argv)
+    # A codebase's logger may take over sys.stdout / sys.stderr (stylegan2-ada's sends both to stdout and a
+    # file); our one-line refusal goes to the stderr we were given.
+    saved_streams = sys.stdout, sys.stderr
     cpu: Any = None
     code = 0
     try:
@@ -208,6 +236,7 @@ def main(command: str, argv: Sequence[str]) -> int:
                 if code != 0:
                     raise
     except NamedHookError as err:
+        sys.stdout, sys.stderr = saved_streams
         print(f"gan-optim run: {err}", file=sys.stderr)
         return 2
     except SystemExit:

@@ -44,6 +44,8 @@ __all__ = ["CONFIGS", "DEFAULT_TECHNIQUES", "REPOS", "BaselineRun", "add_argumen
            "read_biggan_log", "run", "check", "write_digits_images"]
 
 REPOS = ("biggan", "autogan")
+#: default seeds of `compare --repo` (each run is the repository's whole train.py: hours on a GPU)
+REPO_SEEDS = 3
 DEFAULT_TECHNIQUES = "none,aw,wegan,adaptive,ttur,freeadv"
 RESULT_FIELDS = ("repo", "technique", "seed", "iteration", "seconds", "is_mean", "is_std", "fid")
 
@@ -398,7 +400,7 @@ def run(settings: Settings, args: argparse.Namespace, script_args: Sequence[str]
     elif reference is not None and reference.is_dir():
         reference = reference_statistics(weights, reference, out / "fid_reference.npz", 10_000)
     flags = [*CONFIGS[repo_kind][config], *script_args]
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seeds or REPO_SEEDS))
     n_images = len(image_files(image_folder)) if image_folder is not None else 50_000
     batches_per_epoch = math.ceil(n_images / int(_last_value(flags, ("-dis_bs", "--dis_batch_size"), "64")))
     dataset = _last_value(flags, ("--dataset",), "cifar10").lower()

@@ -36,7 +36,8 @@ import torch
 from . import plots
 from .runner import (RunResult, default_workers, resolve_losses, run_compare, summarize, summary_markdown,
                      write_csv)
-from .stats import MODES_TOLERANCE, NO_DIFFERENCE, Interval, bootstrap_ci, decide, metric_tolerance
+from .stats import (ALPHA, MODES_TOLERANCE, NO_DIFFERENCE, Interval, bootstrap_ci, decide, metric_tolerance,
+                    min_rank_sum_p)
 from .tasks import make_task
 from .toys import SADDLE_SETTINGS, angles_run, dirac_run, saddle_run
 
@@ -134,7 +135,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
                              "per iteration (so not simultaneous), BCE D and saturating G losses (its paper's scope "
                              "is WGAN losses); ttur: G at [33]'s 1e-3, D at 3× (3e-3) — [33]'s own rates (D 1e-4, G "
                              "1e-3) already differ, the other way round; freeadv: 2 replays, L∞ ε 6e-3 (the data "
-                             "lie in [-1.03, 1.03]), BCE ([33]'s loss, the log form of its eq. 4) instead of hinge. "
+                             "range is the summary's \"data range\" row), BCE ([33]'s loss, the log form of its eq. 4) instead of hinge. "
                              "Final evaluation 2500 samples (both mode rules), MMD and Fréchet distance on the "
                              "first 1000. Each technique vs the baseline per metric by the verdict rule (one Holm family "
                              "per protocol), on each run's metric averaged over the last fifth of its run (evaluations "
@@ -1035,7 +1036,7 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
             continue
         vi = _verdicts(p_res, lower, i)
         sm.point(f"single-evaluation verdicts equal to paper's last ones, at iteration {row['step']}", "paper runs",
-                 sum(vi[k][0] == vp[k][0] for k in pairs), f"of {len(pairs)} (the verdict rule at that evaluation)")
+                 sum(vi[k][0] == vp[k][0] for k in pairs), f"of {len(pairs)}, from the verdict rule at that evaluation")
     # A verdict read at one evaluation moves with [33]'s oscillation; each run's metric averaged over the
     # evaluations of its last WINDOW_FRACTION is steadier. Both windows are the same share of their run.
     q_start, p_start = (1 - WINDOW_FRACTION) * q_steps, (1 - WINDOW_FRACTION) * steps
@@ -1044,11 +1045,19 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     window = (f"each run's metric averaged over its last {WINDOW_FRACTION:.0%}: iterations ≥ {q_start:g} "
               f"({counts[0]} evaluations, quick) and ≥ {p_start:g} ({counts[1]} evaluations, paper)")
     sm.note("averaged verdicts: the window", "quick and paper", window)
+    family = len(pairs)
+    needed = next(n for n in range(2, 100) if min_rank_sum_p(n, n) * family < ALPHA)
+    sm.point("seeds a side at which one comparison of this claim can pass the rule", "verdict rule", needed,
+             f"from the rule: the exact rank-sum test's smallest two-sided p at n vs n seeds, times the {family} "
+             f"comparisons of one Holm family, below α = {ALPHA:g}")
+    sm.point("data range: largest |coordinate| of 100 000 samples of the data", "protocol",
+             paper.data_range(), "from the protocol's data stream (seed 0's, as the runs draw it); free-adv's ε is "
+             "set against it")
     for (t, m) in pairs:
         sm.note(f"averaged verdict vs baseline: {t}, {names[m]}", "quick vs paper",
                 f"quick: {wq[(t, m)]}; paper: {wp[(t, m)]}")
     sm.point("averaged verdicts: quick's equal to paper's", "quick vs paper", sum(wq[k] == wp[k] for k in pairs),
-             f"of {len(pairs)}")
+             f"of {len(pairs)}, from the verdict rule on each run's window average")
     # Where no comparison at these seed counts can pass the rule (smallest detectable effect infinite),
     # "paper shows no difference and quick shows none" holds by construction: it is not a finding.
     if all(math.isinf(d) for d in list(dq.values()) + list(dp.values())):

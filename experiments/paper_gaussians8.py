@@ -99,6 +99,15 @@ def centres(radius: float = 1.0, n: int = 8) -> torch.Tensor:
     return (radius * torch.stack([torch.cos(angles), torch.sin(angles)], 1)).float()
 
 
+def data_range(protocol: dict[str, Any] | None = None, n: int = 100_000, seed: int = 0) -> float:
+    """The largest absolute coordinate of ``n`` samples of the protocol's data, drawn as :func:`run` draws them."""
+    p = {**PROTOCOL, **(protocol or {})}
+    mu = centres(p["radius"])
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    idx = torch.randint(0, len(mu), (n,), generator=gen)
+    return float((mu[idx] + p["std"] * torch.randn(n, 2, generator=gen)).abs().max())
+
+
 def _tanh_mlp(n_in: int, n_out: int, hidden: int, layers: int, gain: float) -> nn.Sequential:
     mods: list[nn.Module] = []
     d = n_in

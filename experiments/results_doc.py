@@ -69,17 +69,19 @@ CAVEATS = {
                            "\"collapses\" and \"covers\" here mean \"reproduces the components at their std "
                            "of 0.01\", which neither does in 25 000 iterations; the pictures show no mode "
                            "dropped by either, so the paper's contrast (one mode against eight) is not seen.",
-    "gaussians8-protocols": "A verdict here is one technique against the baseline on one metric; with 3 seeds "
-                            "a side no exact rank test can reach α (the smallest two-sided p is 0.1), so under the "
-                            "verdict rule every verdict of a 3-seed run is \"no difference shown\" and agreement "
-                            "between the protocols says nothing: at least 5 seeds (10 to leave room for Holm) are "
-                            "needed. `quick`'s numbers here are the paper runs' snapshot at quick's length (the same "
-                            "iterations: same seeds, data and noise); `gan-optim compare --protocol quick` trains "
-                            "those iterations again and draws its own evaluation noise. [33]'s plain GAN keeps "
-                            "oscillating (the aw paper's \"moving off\"), so a verdict read at a single snapshot "
-                            "is noisy under either protocol. The adaptive schedule runs outside its paper's scope "
-                            "(WGAN losses), free-adv with BCE instead of its hinge loss. Iterations per second were "
-                            "measured on a shared machine.",
+    "gaussians8-protocols": "A verdict here is one technique against the baseline on one metric; all of them form "
+                            "one Holm family per protocol, so a difference can pass the rule only from the seed "
+                            "count in the \"seeds a side at which one comparison of this claim can pass\" row "
+                            "on. At fewer seeds neither protocol can show a difference and the claim cannot be "
+                            "decided: the 25 000-iteration runs of every technique are what limits the seed "
+                            "count on a CPU (`--seeds N --device cuda` on a GPU). `quick`'s numbers are the paper "
+                            "runs' evaluations up to quick's length (the same iterations: same seeds, data and "
+                            "noise); `gan-optim compare --protocol quick` trains those iterations again and draws "
+                            "its own evaluation noise. [33]'s plain GAN keeps oscillating (the aw paper's \"moving "
+                            "off\"), so a verdict read at a single evaluation is noisy under either protocol; the "
+                            "averaged verdicts use each run's last fifth. The adaptive schedule runs outside its "
+                            "paper's scope (WGAN losses), free-adv with BCE instead of its hinge loss. Iterations "
+                            "per second were measured on a shared machine.",
     "digits": "Each technique runs with its paper's loss and optimiser (the \"loss and optimiser\" rows), so "
               "the techniques differ from the baseline in their loss as well as in the technique itself: a "
               "difference is the paper's whole recipe against the plain GAN, not the technique alone. FastGAN's "
@@ -90,10 +92,9 @@ CAVEATS = {
               "technique, the baseline and the combination had the same learning-rate search (the pilot rows), "
               "on pilot seeds apart from the evaluation seeds; a rate chosen at the grid's top end means the "
               "search may have stopped short of that technique's best. The FID-digits target was set from a "
-              "baseline pilot run. Time to target is read at the evaluations: the stored run evaluated every "
-              "thirtieth of the run (100 iterations), where the claimed differences were one evaluation step, "
-              "the resolution of the measurement; `gan-optim reproduce digits` now evaluates every hundredth (30 "
-              "iterations) and the verdict rule asks for at least one step.",
+              "baseline pilot run. Time to target is read at the evaluations, every hundredth of the run (the "
+              "\"evaluations every\" note); the verdict rule's minimum effect is one such step, the resolution of "
+              "the measurement.",
 }
 
 

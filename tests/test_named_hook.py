@@ -472,3 +472,26 @@ def test_a_loss_file_with_a_byte_order_mark_is_read(tmp_path):
     path.write_bytes("\ufeffdef d_loss(real_logits, fake_logits):\n    return 0\n".encode("utf-8"))
     target = LossTarget("--d-loss", f"{path}:d_loss")
     assert target.arguments == ["real_logits", "fake_logits"]
+
+
+def test_the_cpu_redirect_answers_what_a_training_loop_asks_of_cuda():
+    """``--cpu``: pinned host memory, CUDA events and memory statistics (stylegan2-ada's loop uses all three)
+    work without a GPU, and undoing the redirect puts torch.cuda back."""
+    from gan_optim.adapters.run import _on_cpu
+
+    saved = (torch.cuda.Event, torch.cuda.max_memory_allocated, torch.cuda.current_stream)
+    undo = _on_cpu()
+    try:
+        x = torch.ones(3)
+        assert x.pin_memory() is x
+        assert torch.ones(2, device="cuda").device.type == "cpu"
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(torch.cuda.current_stream(torch.device("cuda", 0)))
+        end.record()
+        end.synchronize()
+        assert start.elapsed_time(end) == 0.0
+        assert torch.cuda.max_memory_allocated(torch.device("cuda", 0)) == 0
+        torch.cuda.reset_peak_memory_stats()
+    finally:
+        undo()
+    assert (torch.cuda.Event, torch.cuda.max_memory_allocated, torch.cuda.current_stream) == saved

@@ -123,8 +123,10 @@ def _flat_grad(loss, params):
     return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)])
 
 
-def test_inline_aw_replaces_dmain_by_algorithm_1_and_leaves_lazy_r1(codebase):
-    code, log = _run(codebase)
+@pytest.mark.parametrize("flags", [(), ("--cpu",)])
+def test_inline_aw_replaces_dmain_by_algorithm_1_and_leaves_lazy_r1(codebase, flags):
+    # --cpu runs the script under a TorchFunctionMode, through which Tensor.backward dispatches again
+    code, log = _run(codebase, *flags)
     assert code == 0
     seen = {"Dmain": 0, "Dreg": 0}
     for rec in log:

@@ -25,7 +25,9 @@ STANDINS = Path(__file__).parent / "standins"
 
 #: the environment variable naming each real checkout, and how its skip reason names the repository
 CHECKOUT_VARIABLES = {"biggan": ("GAN_OPTIM_BIGGAN_DIR", "a BigGAN-PyTorch", "BigGAN"),
-                      "autogan": ("GAN_OPTIM_AUTOGAN_DIR", "an AutoGAN", "AutoGAN")}
+                      "autogan": ("GAN_OPTIM_AUTOGAN_DIR", "an AutoGAN", "AutoGAN"),
+                      "studiogan": ("GAN_OPTIM_STUDIOGAN_DIR", "a PyTorch-StudioGAN", "StudioGAN"),
+                      "stylegan2-ada": ("GAN_OPTIM_STYLEGAN2ADA_DIR", "a stylegan2-ada-pytorch", "stylegan2-ada")}
 
 
 def real_checkout(kind: str) -> tuple[str | None, list]:

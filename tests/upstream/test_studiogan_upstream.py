@@ -22,7 +22,6 @@ ends by loading a "best" checkpoint that only an evaluation writes, so
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import types
 from pathlib import Path
@@ -32,13 +31,10 @@ import pytest
 import torch
 
 from _reference import algorithm1
-from upstream._shims import _under
+from upstream._shims import _under, real_checkout
 from gan_optim import cli
 
-REPO = os.environ.get("GAN_OPTIM_STUDIOGAN_DIR")
-pytestmark = [pytest.mark.upstream,
-              pytest.mark.skipif(not REPO, reason="GAN_OPTIM_STUDIOGAN_DIR is not set: point it at a "
-                                                  "PyTorch-StudioGAN checkout to run the StudioGAN integration tests")]
+REPO, pytestmark = real_checkout("studiogan")
 
 CONFIG = """DATA:
   name: "Tiny"
