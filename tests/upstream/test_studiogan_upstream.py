@@ -255,7 +255,10 @@ def test_aw_gives_algorithm_1s_gradient_on_studiogans_own_training(workdir, conf
         D = step["forwards"][-1][1]
         expected = _aw_reference(step, r1_lambda)
         got = _flat(step["grads"], list(D.parameters()))
-        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), float((got - expected).abs().max())
+        # float32 against float64: the absolute tolerance is in units of the gradient's scale (a parameter whose
+        # exact gradient is 0, a bias before a normalisation, gets float32 rounding noise times the aw weights).
+        atol = 1e-5 * float(expected.abs().max())
+        assert torch.allclose(got, expected, rtol=1e-4, atol=atol), float((got - expected).abs().max())
     assert (workdir / "aw.csv").read_text().count("\naw,") == 3
 
 
