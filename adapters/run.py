@@ -129,7 +129,8 @@ class _IndexedCudaOnCpu(TorchFunctionMode):
 
 def _on_cpu() -> Callable[[], None]:
     """The launchers' CPU redirect, plus what codebases that address GPUs by index need: device indices
-    mean the CPU, and ``torch.cuda`` answers one device (current 0) whose set/sync/cache calls do nothing.
+    mean the CPU, and ``torch.cuda`` answers one device (current 0) whose set/sync/cache calls do nothing
+    (while ``is_available()`` stays False, for torch's own checks).
     Returns how to undo it all."""
     from . import _runtime
 
@@ -175,6 +176,9 @@ class _Event:
 
 
 _CUDA_QUERIES: dict[str, Callable[..., Any]] = {
+    # torch's own checks ask is_available (with PYTORCH_NVML_BASED_CUDA_CHECK=1, which Lightning sets, it
+    # reads device_count): no CUDA, so an optimizer step does not look for a CUDA stream
+    "is_available": lambda: False,
     "current_device": lambda: 0, "device_count": lambda: 1, "set_device": _nothing(), "synchronize": _nothing(),
     "empty_cache": _nothing(), "manual_seed": _nothing(), "manual_seed_all": _nothing(),
     # timing and memory statistics (stylegan2-ada's training loop reports them every tick)

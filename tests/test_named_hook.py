@@ -474,10 +474,13 @@ def test_a_loss_file_with_a_byte_order_mark_is_read(tmp_path):
     assert target.arguments == ["real_logits", "fake_logits"]
 
 
-def test_the_cpu_redirect_answers_what_a_training_loop_asks_of_cuda():
+def test_the_cpu_redirect_answers_what_a_training_loop_asks_of_cuda(monkeypatch):
     """``--cpu``: pinned host memory, CUDA events and memory statistics (stylegan2-ada's loop uses all three)
-    work without a GPU, and undoing the redirect puts torch.cuda back."""
+    work without a GPU, an optimizer step does not look for a CUDA stream (also with the NVML-based check
+    that Lightning switches on), and undoing the redirect puts torch.cuda back."""
     from gan_optim.adapters.run import _on_cpu
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
     saved = (torch.cuda.Event, torch.cuda.max_memory_allocated, torch.cuda.current_stream)
     undo = _on_cpu()
@@ -492,6 +495,11 @@ def test_the_cpu_redirect_answers_what_a_training_loop_asks_of_cuda():
         assert start.elapsed_time(end) == 0.0
         assert torch.cuda.max_memory_allocated(torch.device("cuda", 0)) == 0
         torch.cuda.reset_peak_memory_stats()
+        w = torch.nn.Parameter(torch.ones(2))
+        opt = torch.optim.Adam([w], lr=0.5)
+        w.sum().backward()
+        opt.step()
+        assert torch.allclose(w.detach(), torch.full((2,), 0.5), atol=1e-6)  # Adam's first step: lr · sign
     finally:
         undo()
     assert (torch.cuda.Event, torch.cuda.max_memory_allocated, torch.cuda.current_stream) == saved
