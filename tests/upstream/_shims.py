@@ -260,3 +260,22 @@ def run_unmodified_script(repo: str, args: list[str]) -> None:
         runpy.run_path(script, run_name="__main__")
     finally:
         sys.argv = saved_argv
+
+
+def run_script_on_cpu(script: str, args: list[str]) -> None:
+    """``python SCRIPT ARGS`` in this process, without hooks, under ``gan-optim run --cpu``'s redirect (the
+    reference run beside a hooked one); a non-zero exit fails."""
+    import runpy
+
+    from gan_optim.adapters.run import _on_cpu
+
+    undo = _on_cpu()
+    saved_argv = list(sys.argv)
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        assert not exc.code, f"{script} exited with {exc.code}"
+    finally:
+        sys.argv = saved_argv
+        undo()

@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from _reference import algorithm1
-from upstream._shims import _under, real_checkout
+from upstream._shims import _under, real_checkout, run_script_on_cpu
 from gan_optim import cli
 
 REPO, pytestmark = real_checkout("studiogan")
@@ -180,18 +180,7 @@ def _run(workdir, technique: str | None, config: str = "plain.yaml", *flags: str
     watch = Watch()
     try:
         if technique is None:
-            import runpy
-
-            from gan_optim.adapters.run import _on_cpu
-
-            undo = _on_cpu()
-            argv = list(sys.argv)
-            sys.argv = [main, *script]
-            try:
-                runpy.run_path(main, run_name="__main__")
-            finally:
-                sys.argv = argv
-                undo()
+            run_script_on_cpu(main, script)
             code = 0
         else:
             losses = str(Path(REPO) / "src" / "utils" / "losses.py")

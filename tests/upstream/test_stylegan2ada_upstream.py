@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from _reference import algorithm1
-from upstream._shims import _under, real_checkout
+from upstream._shims import _under, real_checkout, run_script_on_cpu
 from gan_optim import cli
 
 REPO, pytestmark = real_checkout("stylegan2-ada")
@@ -132,20 +132,7 @@ def _run(technique: str | None, *flags: str) -> tuple[int, list[dict]]:
     watch = Watch()
     try:
         if technique is None:
-            import runpy
-
-            from gan_optim.adapters.run import _on_cpu
-
-            undo = _on_cpu()
-            argv = list(sys.argv)
-            sys.argv = [train, *TRAIN_FLAGS]
-            try:
-                runpy.run_path(train, run_name="__main__")
-            except SystemExit as exc:
-                assert not exc.code
-            finally:
-                sys.argv = argv
-                undo()
+            run_script_on_cpu(train, TRAIN_FLAGS)
             code = 0
         else:
             code = cli.main(["run", "--cpu", "--technique", technique, "--d-step", f"{Path(REPO) / STEP}",
