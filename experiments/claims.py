@@ -1006,33 +1006,35 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
         raw, files = _run_protocols(out, quick, seeds, reduced, device)
     from . import paper_gaussians8 as paper
 
-    q_steps = int(raw[0]["quick_iterations"])
+    q_steps, steps = int(raw[0]["quick_iterations"]), int(raw[0]["paper_iterations"])
     p_res = _results_from_rows(raw)
     q_res = [RunResult(r.technique, r.seed, [row for row in r.rows if row["step"] <= q_steps]) for r in p_res]
-    steps = int(p_res[0].rows[-1]["step"])
+    p_last = int(p_res[0].rows[-1]["step"])
     n_seeds = len({r.seed for r in p_res if r.technique == "baseline"})
     sm = _Summary("gaussians8-protocols", steps, n_seeds, _protocol_of("gaussians8-protocols", steps))
     sm._add("protocol", "quick iterations", "", mean=q_steps)
     lower = paper.compare_task().lower_better
     names = dict(PROTOCOL_METRICS)
     vq, vp = _verdicts(q_res, lower), _verdicts(p_res, lower)
+    sm.note("evaluations", "quick and paper", f"every {p_res[0].rows[1]['step'] - p_res[0].rows[0]['step']} "
+            f"iterations; quick's last at iteration {q_res[0].rows[-1]['step']}, paper's at {p_last} (of {steps})")
     for m, label in PROTOCOL_METRICS:
         for t in PROTOCOL_TECHNIQUES:
-            for v, name, n in ((vq, "quick", q_steps), (vp, "paper", steps)):
-                sm.stat(f"{label}, {name} ({n} iterations), last evaluation", t, v[(t, m)][1],
+            for v, name, n in ((vq, "quick", q_res[0].rows[-1]["step"]), (vp, "paper", p_last)):
+                sm.stat(f"{label}, {name}, last evaluation (iteration {n})", t, v[(t, m)][1],
                         "" if t == "baseline" else f"vs baseline: {v[(t, m)][0]}")
     for t in PROTOCOL_TECHNIQUES:
         sm.values("training iterations per second (one thread)", t,
-                  [steps / r.rows[-1]["wall_s"] for r in p_res if r.technique == t],
-                  "paper runs, training only (no evaluation); the machine was shared")
+                  [steps / r.rows[-1]["run_seconds"] for r in p_res if r.technique == t],
+                  f"paper runs, {steps} iterations over their training seconds (no evaluation); the machine was "
+                  "shared")
     for m, label in PROTOCOL_METRICS:
         rq, rp = (_ranks({t: v[(t, m)][1].mean for t in PROTOCOL_TECHNIQUES}, lower[m]) for v in (vq, vp))
         sm.point(f"{label}: rank correlation of the techniques' means, quick vs paper", "Spearman",
                  _spearman(rq, rp), f"from the means; best first: quick {_order_text(rq)}; paper {_order_text(rp)}")
     pairs = [(t, m) for t in PROTOCOL_TECHNIQUES if t != "baseline" for m, _ in PROTOCOL_METRICS]
-    shown_every = max(steps // 25, 1)
     for i, row in enumerate(p_res[0].rows):
-        if row["step"] % shown_every and row["step"] != steps:
+        if row["step"] % q_steps and row["step"] != p_last:  # at each multiple of quick's length, and the last
             continue
         vi = _verdicts(p_res, lower, i)
         sm.point(f"single-evaluation verdicts equal to paper's last ones, at iteration {row['step']}", "paper runs",
@@ -1041,7 +1043,8 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     # evaluations of its last WINDOW_FRACTION is steadier. Both windows are the same share of their run.
     q_start, p_start = (1 - WINDOW_FRACTION) * q_steps, (1 - WINDOW_FRACTION) * steps
     (wq, dq), (wp, dp) = _window_verdicts(q_res, lower, q_start), _window_verdicts(p_res, lower, p_start)
-    counts = [sum(row["step"] >= start for row in res[0].rows) for res, start in ((q_res, q_start), (p_res, p_start))]
+    counts = [sum(row["step"] >= start for row in res[0].rows)
+              for res, start in ((q_res, q_start), (p_res, p_start))]
     window = (f"each run's metric averaged over its last {WINDOW_FRACTION:.0%}: iterations ≥ {q_start:g} "
               f"({counts[0]} evaluations, quick) and ≥ {p_start:g} ({counts[1]} evaluations, paper)")
     sm.note("averaged verdicts: the window", "quick and paper", window)
@@ -1050,7 +1053,7 @@ def claim_gaussians8_protocols(out: Path, quick: bool = False, seeds: int = DEFA
     sm.point("seeds a side at which one comparison of this claim can pass the rule", "verdict rule", needed,
              f"from the rule: the exact rank-sum test's smallest two-sided p at n vs n seeds, times the {family} "
              f"comparisons of one Holm family, below α = {ALPHA:g}")
-    sm.point("data range: largest |coordinate| of 100 000 samples of the data", "protocol",
+    sm.point("data range: largest absolute coordinate of 100 000 samples of the data", "protocol",
              paper.data_range(), "from the protocol's data stream (seed 0's, as the runs draw it); free-adv's ε is "
              "set against it")
     for (t, m) in pairs:
@@ -1108,7 +1111,11 @@ def _run_protocols(out: Path, quick: bool, seeds: int, reduced: bool, device: st
             note=paper.describe(name, q_protocol if name == "quick" else p_protocol), results=res))
         files.append(out / f"gaussians8_protocol_{name}.md")
     files.append(plots.plot_curves(p_res, task, out / "gaussians8_protocols_curves.png"))
-    raw = [{**row, "quick_iterations": q_steps} for r in p_res for row in r.rows]
+    # the protocol's lengths and each run's training seconds: the evaluation grid (1/25 of quick's length)
+    # need not end on paper's last iteration
+    seconds = {(r["technique"], r["seed"]): r["seconds"] for r in p_runs}
+    raw = [{**row, "quick_iterations": q_steps, "paper_iterations": steps,
+            "run_seconds": round(seconds[(r.technique, r.seed)], 4)} for r in p_res for row in r.rows]
     files.append(write_raw(out / f"gaussians8-protocols{RAW_SUFFIX}", raw))
     return raw, files
 

@@ -88,7 +88,7 @@ def _compare_parser() -> argparse.ArgumentParser:
                    help="task (default gaussians8); dirac, saddle and angles run their claim's setting")
     p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default=None,
                    help="gaussians8 only: 'quick' (default; the plain-GAN protocol of Zadorozhnyy et al. §5.3, "
-                        "4000 of its 25 000 iterations, about 18 min on 2 cores at 10 seeds), 'paper' (the whole "
+                        "4000 of its 25 000 iterations, about 16 min on 2 cores at 10 seeds), 'paper' (the whole "
                         "protocol: 25 000 iterations, batch 512) or 'short' (the 1000-iteration ReLU setting of "
                         "earlier releases)")
     p.add_argument("--techniques", default=DEFAULT_TECHNIQUES,
