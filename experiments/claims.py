@@ -547,6 +547,21 @@ def _eval_step(results: list[RunResult]) -> int:
     return int(rows[1]["step"] - rows[0]["step"]) if len(rows) > 1 else int(rows[-1]["step"])
 
 
+def _run_files(results: list[RunResult], task, out: Path, claim: str, stem: str, *, steps: int, seeds: list[int],
+               title: str) -> list[Path]:
+    """A claim's compare files (CSV, summary.md, curves, samples) and its raw file (every evaluation row)."""
+    _, files = _compare_files(results, task, out, stem, steps=steps, seeds=seeds, title=title)
+    files.append(write_raw(out / f"{claim}{RAW_SUFFIX}", [row for r in results for row in r.rows]))
+    return files
+
+
+def _summary_of(claim: str, results: list[RunResult], reference: str) -> _Summary:
+    """A claim's summary for runs read back or just run: its length and ``reference``'s seed count."""
+    steps = int(results[0].rows[-1]["step"])
+    n_seeds = len({r.seed for r in results if r.technique == reference})
+    return _Summary(claim, steps, n_seeds, _protocol_of(claim, steps))
+
+
 def claim_gaussians8_aw(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["gaussians8-aw"],
                         reduced: bool = False, raw: list[dict[str, Any]] | None = None, device: str = "cpu",
                         **_: Any) -> ClaimResult:
@@ -567,14 +582,11 @@ def claim_gaussians8_aw(out: Path, quick: bool = False, seeds: int = DEFAULT_SEE
         seed_list = list(range(seeds))
         results = run_compare(task, ["baseline", "aw"], seed_list, steps, eval_every=max(steps // 30, 1),
                               progress=False, device=device)
-        _, files = _compare_files(results, task, out, "gaussians8_aw", steps=steps, seeds=seed_list,
-                                  title="Claim 4: 8 Gaussians on the unit circle, GAN vs aw-GAN")
-        files.append(write_raw(out / f"gaussians8-aw{RAW_SUFFIX}", [row for r in results for row in r.rows]))
+        files = _run_files(results, task, out, "gaussians8-aw", "gaussians8_aw", steps=steps, seeds=seed_list,
+                           title="Claim 4: 8 Gaussians on the unit circle, GAN vs aw-GAN")
     else:
         results = _results_from_rows(raw)
-    steps = int(results[0].rows[-1]["step"])
-    n_seeds = len({r.seed for r in results if r.technique == "baseline"})
-    sm = _Summary("gaussians8-aw", steps, n_seeds, _protocol_of("gaussians8-aw", steps))
+    sm = _summary_of("gaussians8-aw", results, "baseline")
     cov: dict[str, list[float]] = {}
     for tech, label in (("baseline", "plain GAN"), ("aw", "aw-GAN")):
         cov[tech] = _final(results, tech, "coverage")
@@ -623,9 +635,7 @@ def claim_gaussians8_wegan(out: Path, quick: bool = False, seeds: int = DEFAULT_
         files.append(write_raw(out / f"gaussians8-wegan{RAW_SUFFIX}", [row for r in results for row in r.rows]))
     else:
         results = _results_from_rows(raw)
-    steps = int(results[0].rows[-1]["step"])
-    n_seeds = len({r.seed for r in results if r.technique == "nd:1"})
-    sm = _Summary("gaussians8-wegan", steps, n_seeds, _protocol_of("gaussians8-wegan", steps))
+    sm = _summary_of("gaussians8-wegan", results, "nd:1")
     for t in dict.fromkeys(r.technique for r in results):
         setting = resolve_losses(t, "plain", d_loss=str(task.defaults["loss"]))
         sm.note("loss and optimiser that ran", t, setting.describe())
@@ -671,14 +681,12 @@ def claim_freeadv(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["fr
         seed_list = list(range(seeds))
         results = [train_run(task, tech, s, steps, eval_every=max(steps // 30, 1), count_backward=True,
                              device=device) for tech in techs for s in seed_list]
-        _, files = _compare_files(results, task, out, "freeadv", steps=steps, seeds=seed_list,
-                                  title="Claim 6: free adversarial D vs plain D, 8 Gaussians")
-        files.append(write_raw(out / f"freeadv{RAW_SUFFIX}", [row for r in results for row in r.rows]))
+        files = _run_files(results, task, out, "freeadv", "freeadv", steps=steps, seeds=seed_list,
+                           title="Claim 6: free adversarial D vs plain D, 8 Gaussians")
     else:
         results = _results_from_rows(raw)
+    sm = _summary_of("freeadv", results, "baseline")
     steps = int(results[0].rows[-1]["step"])
-    n_seeds = len({r.seed for r in results if r.technique == "baseline"})
-    sm = _Summary("freeadv", steps, n_seeds, _protocol_of("freeadv", steps))
     metric, value = task.target
     every = _eval_step(results)
     per_update: dict[str, list[float]] = {}
@@ -745,11 +753,10 @@ def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["dig
         raw, files = _run_digits(out, quick, seeds, classifier_path, reduced, device)
     pilots = [r for r in raw if r["phase"] == "pilot"]
     results = _results_from_rows([r for r in raw if r["phase"] == "run"])
-    steps = int(results[0].rows[-1]["step"])
     techs = list(dict.fromkeys(r.technique for r in results))
     combo = techs[-1]
+    sm = _summary_of("digits", results, "baseline")
     n_seeds = len({r.seed for r in results if r.technique == "baseline"})
-    sm = _Summary("digits", steps, n_seeds, _protocol_of("digits", steps))
     metric, value = DIGITS_TARGET
     every = _eval_step(results)
     for tech in techs:
@@ -765,13 +772,12 @@ def claim_digits(out: Path, quick: bool = False, seeds: int = DEFAULT_SEEDS["dig
     for tech in techs:
         label = tech + (" (the rule's combination)" if tech == combo else "")
         steps_to[tech] = _target_steps(results, tech, metric, value)
-        reached = sum(any(float(row[metric]) <= value for row in r.rows) for r in results if r.technique == tech)
+        reached = [any(float(row[metric]) <= value for row in r.rows) for r in results if r.technique == tech]
         sm.values(f"iterations to FID-digits ≤ {value:g}", label, steps_to[tech],
-                  text=f"{reached}/{n_seeds} seeds reached it; evaluations every {every} iterations")
-        hit = [s for s, r in zip(_target_seconds(results, tech, metric, value),
-                                 [r for r in results if r.technique == tech])
-               if any(float(row[metric]) <= value for row in r.rows)]
-        sm.values("seconds to target (seeds that reached it)", label, hit, text="the machine was shared")
+                  text=f"{sum(reached)}/{n_seeds} seeds reached it; evaluations every {every} iterations")
+        sm.values("seconds to target (seeds that reached it)", label,
+                  [s for s, ok in zip(_target_seconds(results, tech, metric, value), reached) if ok],
+                  text="the machine was shared")
         sm.values("final FID-digits", label, _final(results, tech, "fid"))
         sm.values("final KID", label, _final(results, tech, "kid"))
         sm.values("D updates", label, [r.d_updates for r in results if r.technique == tech])
