@@ -940,10 +940,9 @@ class NamedHooks:
         """The named step function; in its main D phase, each half's backward is captured (``d_order``)."""
         self.d_calls += 1
         self._d_calls_since_step += 1  # any phase of it computes D's gradients (lazy R1 included)
-        try:
-            bound = inspect.signature(original).bind(*args, **kwargs)
-        except TypeError:
-            return original(*args, **kwargs)
+        bound = bind_call(original, args, kwargs)
+        if bound is None:
+            return original(*args, **kwargs)  # its own error message
         phase = bound.arguments.get(self.phase_arg)
         if phase in self.refused_phases and phase != self.main_phase:
             raise NamedHookError(
